@@ -1,0 +1,1 @@
+"""Admin API (FastAPI), health and metrics endpoints."""

@@ -1,0 +1,82 @@
+"""Every admin-side failure rendered once, in the OpenAI error shape."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from starlette.exceptions import HTTPException
+
+from llm_gateway.errors import GatewayError, error_body
+
+log = logging.getLogger("llm_gateway.api")
+
+_HTTP_TYPES = {401: "authentication_error", 404: "invalid_request_error"}
+
+
+def _json(status: int, body: bytes) -> Response:
+    return Response(body, status_code=status, media_type="application/json")
+
+
+async def _gateway_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, GatewayError)
+    return _json(exc.status, exc.body())
+
+
+async def _validation_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    first = exc.errors()[0] if exc.errors() else {}
+    location = [str(part) for part in first.get("loc", ()) if part != "body"]
+    param = ".".join(location) or None
+    if first.get("type") == "json_invalid":
+        message, param = "request body is not valid JSON", None
+    else:
+        message = f"{param or 'body'}: {first.get('msg', 'invalid value')}"
+    return _json(400, error_body(message, "invalid_request_error", "invalid_request", param))
+
+
+async def _http_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    error_type = _HTTP_TYPES.get(exc.status_code, "invalid_request_error")
+    code = "not_found" if exc.status_code == 404 else None
+    return _json(exc.status_code, error_body(str(exc.detail), error_type, code))
+
+
+async def _database_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, SQLAlchemyError)
+    connection_problem = isinstance(exc, DBAPIError) and (
+        exc.connection_invalidated or "connect" in type(exc.orig).__name__.lower()
+    )
+    log.error("database error in admin call: %s", type(exc).__name__)
+    message = "the database is unavailable; try again shortly"
+    if not connection_problem:
+        message = "the database could not complete the operation; try again shortly"
+    return _json(503, error_body(message, "service_unavailable", "database_unavailable"))
+
+
+async def _connection_error(_: Request, exc: Exception) -> Response:
+    log.error("dependency unreachable in admin call: %s", type(exc).__name__)
+    body = error_body(
+        "the database is unavailable; try again shortly",
+        "service_unavailable",
+        "database_unavailable",
+    )
+    return _json(503, body)
+
+
+async def _unexpected_error(_: Request, exc: Exception) -> Response:
+    log.exception("unexpected error in admin call")
+    return _json(500, error_body("internal error", "server_error", "internal_error"))
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(GatewayError, _gateway_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(SQLAlchemyError, _database_error)
+    app.add_exception_handler(OSError, _connection_error)
+    app.add_exception_handler(TimeoutError, _connection_error)
+    app.add_exception_handler(Exception, _unexpected_error)

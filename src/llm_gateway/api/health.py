@@ -1,0 +1,42 @@
+"""`/health` (the process answers), `/ready` (database reachable, caches warm), `/metrics`."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import ORJSONResponse
+
+from llm_gateway.api.deps import get_runtime
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health")
+async def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/ready")
+async def ready(request: Request) -> Response:
+    runtime = get_runtime(request)
+    checks = {"database": False, "caches": runtime.warm}
+    if runtime.store is not None:
+        try:
+            async with runtime.store.engine.connect() as conn:
+                await conn.execute(sa.text("SELECT 1"))
+            checks["database"] = True
+        except Exception:  # noqa: S110 - any failure means "not ready"
+            pass
+    ok = checks["database"] and checks["caches"]
+    return ORJSONResponse(
+        {"status": "ready" if ok else "not ready", "checks": checks}, status_code=200 if ok else 503
+    )
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(request: Request) -> Response:
+    runtime = get_runtime(request)
+    if runtime.metrics is None:
+        return Response(status_code=503)
+    body, content_type = runtime.metrics.render()
+    return Response(body, media_type=content_type)

@@ -1,0 +1,81 @@
+"""`create_app(config)`: the proxy's lean routes in front of the FastAPI admin app.
+
+`/v1/chat/completions` and `/v1/models` are served by raw ASGI handlers (no routing table, no
+middleware, no validation layer); every other path goes to FastAPI, which brings OpenAPI docs,
+request validation for the admin API, and the lifespan that opens and closes every resource.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from llm_gateway import __version__
+from llm_gateway.api import admin_keys, admin_logs, admin_models, admin_providers, health
+from llm_gateway.api.errors import install_error_handlers
+from llm_gateway.lifespan import lifespan
+from llm_gateway.proxy.handler import ChatCompletions
+from llm_gateway.proxy.models_list import ModelList
+from llm_gateway.runtime import Runtime
+from llm_gateway.settings import Config
+
+UI_DIR = Path(__file__).parent / "ui"
+
+
+class Gateway:
+    """The ASGI entry point: dispatch the hot paths directly, everything else to FastAPI."""
+
+    def __init__(self, runtime: Runtime, admin: FastAPI) -> None:
+        self.runtime = runtime
+        self.admin = admin
+        self._chat = ChatCompletions(runtime)
+        self._models = ModelList(runtime)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path = scope["path"]
+            if path == "/v1/chat/completions":
+                await self._chat(scope, receive, send)
+                return
+            if path == "/v1/models" and scope["method"] == "GET":
+                await self._models(scope, receive, send)
+                return
+        await self.admin(scope, receive, send)
+
+
+def create_app(config: Config) -> ASGIApp:
+    runtime = Runtime(config=config)
+    admin = FastAPI(
+        title="llm-gateway admin API",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+        redoc_url=None,
+    )
+    admin.state.runtime = runtime
+    install_error_handlers(admin)
+    for router in (
+        health.router,
+        admin_providers.router,
+        admin_models.router,
+        admin_keys.router,
+        admin_logs.router,
+    ):
+        admin.include_router(router)
+    if UI_DIR.is_dir() and any(UI_DIR.iterdir()):
+        admin.mount("/ui", StaticFiles(directory=UI_DIR, html=True), name="ui")
+    app: ASGIApp = Gateway(runtime, admin)
+    if config.cors_origins:
+        app = CORSMiddleware(
+            app,
+            allow_origins=list(config.cors_origins),
+            allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
+            allow_headers=["authorization", "content-type", "x-request-id"],
+            expose_headers=["x-gateway-request-id", "x-request-id"],
+        )
+    return app

@@ -1,0 +1,70 @@
+"""The `llm-gateway` command: `serve`, plus admin sub-commands that call the admin HTTP API."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from llm_gateway.settings import ConfigError, Settings
+
+
+def _fail(message: str) -> None:
+    click.echo(f"llm-gateway: {message}", err=True)
+    sys.exit(2)
+
+
+@click.group()
+@click.version_option(package_name="llm-gateway")
+def main() -> None:
+    """llm-gateway: one OpenAI-compatible endpoint in front of many LLM providers."""
+
+
+@main.command()
+@click.option("--host", help="Interface to bind (overrides LISTEN_ADDR).")
+@click.option("--port", type=click.IntRange(0, 65535), help="Port (overrides LISTEN_ADDR).")
+@click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True)
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"]),
+)
+def serve(host: str | None, port: int | None, workers: int, log_level: str) -> None:
+    """Run the gateway (configuration from the environment and ./.env)."""
+    import uvicorn
+
+    from llm_gateway.logging_setup import configure_logging
+
+    try:
+        config = Settings.load().resolve()
+    except ConfigError as exc:
+        _fail(str(exc))
+        return
+    if workers > 1:
+        _fail("--workers > 1 is not supported yet; run one process per port")
+    configure_logging(log_level, os.environ.get("GATEWAY_LOG_FORMAT", "text"))
+    if config.admin_key_file is not None:
+        click.echo(
+            f"Admin key: {config.admin_key}  (generated once, kept in {config.admin_key_file}; "
+            "set ADMIN_KEY to choose your own)"
+        )
+    bind_host = host or config.host
+    bind_port = config.port if port is None else port
+    click.echo(f"llm-gateway listening on http://{bind_host}:{bind_port}  (admin docs at /docs)")
+    common = dict(
+        host=bind_host,
+        port=bind_port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        server_header=False,
+        log_config=None,
+        timeout_graceful_shutdown=30,
+        timeout_keep_alive=75,
+    )
+    from llm_gateway.app import create_app
+
+    uvicorn.run(create_app(config), **common)  # type: ignore[arg-type]

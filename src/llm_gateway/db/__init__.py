@@ -1,0 +1,1 @@
+"""Storage: table definitions, the async engine, migrations."""

@@ -1,0 +1,110 @@
+"""Table definitions (SQLAlchemy Core), shared by queries and migrations."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always read back timezone-aware (SQLite forgets the zone)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        stamp: datetime = value
+        return stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+metadata = sa.MetaData()
+
+providers = sa.Table(
+    "providers",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("name", sa.String(128), nullable=False, unique=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("base_url", sa.String(2048), nullable=False),
+    sa.Column("api_key", sa.Text, nullable=False),
+    sa.Column("is_active", sa.Boolean, nullable=False, default=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+models = sa.Table(
+    "models",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("name", sa.String(256), nullable=False, unique=True),
+    sa.Column(
+        "provider_id", sa.Uuid, sa.ForeignKey("providers.id", ondelete="RESTRICT"), nullable=False
+    ),
+    sa.Column("provider_model_name", sa.String(256), nullable=True),
+    sa.Column("is_active", sa.Boolean, nullable=False, default=True),
+    sa.Column("input_token_coefficient", sa.Float, nullable=False, default=1.0),
+    sa.Column("output_token_coefficient", sa.Float, nullable=False, default=1.0),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Index("ix_models_provider_id", "provider_id"),
+)
+
+user_keys = sa.Table(
+    "user_keys",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("key_prefix", sa.String(16), nullable=False),
+    sa.Column("is_active", sa.Boolean, nullable=False, default=True),
+    sa.Column("token_budget", sa.BigInteger, nullable=True),
+    sa.Column("tokens_used", sa.BigInteger, nullable=False, default=0),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+request_logs = sa.Table(
+    "request_logs",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("gateway_request_id", sa.String(128), nullable=False),
+    sa.Column("request_id", sa.String(256), nullable=True),
+    sa.Column("user_key_id", sa.Uuid, nullable=False),
+    sa.Column("model_requested", sa.String(256), nullable=True),
+    sa.Column("model_sent", sa.String(256), nullable=True),
+    sa.Column("provider_id", sa.Uuid, nullable=True),
+    sa.Column("provider_kind", sa.String(32), nullable=True),
+    sa.Column("status_code", sa.Integer, nullable=False),
+    sa.Column("is_error", sa.Boolean, nullable=False),
+    sa.Column("prompt_tokens", sa.Integer, nullable=False, default=0),
+    sa.Column("completion_tokens", sa.Integer, nullable=False, default=0),
+    sa.Column("total_tokens", sa.Integer, nullable=False, default=0),
+    sa.Column("weighted_total_tokens", sa.BigInteger, nullable=False, default=0),
+    sa.Column("latency_ms", sa.Integer, nullable=False),
+    sa.Column("ttfb_ms", sa.Integer, nullable=True),
+    sa.Column("is_stream", sa.Boolean, nullable=False),
+    sa.Column("error_message", sa.Text, nullable=True),
+    sa.Column("request_body", sa.Text, nullable=True),
+    sa.Column("response_body", sa.Text, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Index("ix_request_logs_created_at", "created_at"),
+    sa.Index("ix_request_logs_user_key_created_at", "user_key_id", "created_at"),
+    sa.Index("ix_request_logs_model_created_at", "model_requested", "created_at"),
+)

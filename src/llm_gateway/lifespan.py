@@ -1,0 +1,131 @@
+"""Open every resource in order at start and close them in reverse at stop.
+
+Start: database (migrations, retried with a bounded wait), caches warmed, upstream client,
+request-log writer, usage flusher, periodic jobs, then the Redis bus when configured.
+Stop (after the server has stopped accepting and let open requests finish): background jobs
+cancelled, usage and request logs flushed, pools closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
+
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from llm_gateway.db.engine import create_engine
+from llm_gateway.db.migrate import run_migrations
+from llm_gateway.metrics import Metrics
+from llm_gateway.runtime import Runtime
+from llm_gateway.security import SecretBox
+from llm_gateway.services.retention import run_retention
+from llm_gateway.settings import Config
+from llm_gateway.state.cache import Cache
+from llm_gateway.state.log_writer import LogWriter
+from llm_gateway.state.store import Store
+from llm_gateway.state.usage import UsageLedger
+from llm_gateway.upstream.client import Timeouts, create_session
+
+log = logging.getLogger("llm_gateway")
+
+
+async def connect_and_migrate(config: Config, engine: AsyncEngine) -> None:
+    """Run migrations, retrying while the database is unreachable, up to a bounded wait."""
+    deadline = time.monotonic() + config.startup_timeout
+    delay = 0.5
+    while True:
+        try:
+            await run_migrations(engine, config.sqlite_path)
+            return
+        except (OSError, TimeoutError, ConnectionError) as exc:
+            reason = type(exc).__name__
+        except Exception as exc:
+            if "connect" not in str(type(exc)).lower() and "Operational" not in type(exc).__name__:
+                raise
+            reason = type(exc).__name__
+        if time.monotonic() + delay > deadline:
+            raise RuntimeError(
+                f"database unreachable after {config.startup_timeout:.0f}s ({reason})"
+            )
+        log.warning("database unreachable (%s); retrying in %.1fs", reason, delay)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 5.0)
+
+
+def read_state(runtime: Runtime) -> dict[str, float]:
+    store, writer = runtime.store, runtime.log_writer
+    state: dict[str, float] = {}
+    if store is not None:
+        state["key_cache_hits"] = store.cache.hits
+        state["key_cache_misses"] = store.cache.misses
+        state["cached_keys"] = len(store.cache.keys)
+        state["cached_routes"] = len(store.cache.routes)
+        state["usage_pending_keys"] = len(store.ledger.pending)
+    if writer is not None:
+        state["log_queue_depth"] = writer.depth
+        state["log_rows_dropped"] = writer.dropped
+        state["log_rows_written"] = writer.written
+        state["database_up"] = 1.0 if writer.healthy else 0.0
+    return state
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    runtime: Runtime = app.state.runtime
+    config = runtime.config
+    engine = create_engine(config.database_url)
+    tasks: list[asyncio.Task[None]] = []
+
+    def background(coro: Coroutine[Any, Any, None], name: str) -> None:
+        tasks.append(asyncio.create_task(coro, name=name))
+
+    try:
+        await connect_and_migrate(config, engine)
+        box = SecretBox(config.secret_key)
+        cache = Cache(box)
+        store = Store(engine=engine, cache=cache, ledger=UsageLedger(cache), box=box)
+        async with engine.connect() as conn:
+            await cache.load_keys(conn, {})
+            await cache.load_routes(conn)
+        runtime.store = store
+        runtime.session = create_session(Timeouts(config.connect_timeout, config.read_timeout))
+        runtime.log_writer = LogWriter(engine)
+        runtime.metrics = Metrics(lambda: read_state(runtime))
+        background(runtime.log_writer.run(), "request-log-writer")
+        background(store.ledger.run_flusher(engine, config.usage_flush_seconds), "usage-flusher")
+        if config.log_retention_days > 0:
+            background(run_retention(engine, config.log_retention_days), "log-retention")
+        background(_periodic_resync(store, config.resync_seconds), "cache-resync")
+        runtime.warm = True
+        log.info("ready: %d keys, %d routes cached", len(cache.keys), len(cache.routes))
+        yield
+    finally:
+        runtime.warm = False
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if runtime.store is not None:
+            try:
+                await runtime.store.ledger.flush(engine)
+            except Exception as exc:
+                log.error("usage could not be flushed at shutdown: %s", type(exc).__name__)
+        if runtime.log_writer is not None:
+            await runtime.log_writer.close()
+        if runtime.session is not None:
+            await runtime.session.close()
+        await engine.dispose()
+
+
+async def _periodic_resync(store: Store, interval: float) -> None:
+    """Reload keys and routes from the database, repairing anything a change notice missed."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await store.resync()
+        except Exception as exc:
+            log.warning("cache resync failed: %s", type(exc).__name__)

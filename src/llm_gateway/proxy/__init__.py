@@ -1,0 +1,1 @@
+"""The proxy hot path: `/v1/chat/completions` and `/v1/models`."""

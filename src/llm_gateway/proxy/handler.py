@@ -1,0 +1,332 @@
+"""`POST /v1/chat/completions`, top to bottom.
+
+1. authenticate: SHA-256 of the bearer key, looked up in the in-process key cache;
+2. read and parse the body once; check `model` and `stream`;
+3. resolve the route from the in-process route cache; refuse an exhausted budget;
+4. rewrite `model` and ask for stream usage only when needed, else forward the client's bytes;
+5. forward with the pooled client and relay the answer (streams chunk by chunk);
+6. account usage and enqueue one request-log row; neither delays the response.
+
+A client that goes away cancels the upstream request; what was streamed is still counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from typing import Any
+
+import aiohttp
+import orjson
+
+from llm_gateway.errors import (
+    BadRequest,
+    GatewayError,
+    ModelNotFound,
+    QuotaExceeded,
+)
+from llm_gateway.proxy.asgi import (
+    Headers,
+    Receive,
+    Scope,
+    Send,
+    read_body,
+    send_bytes,
+    send_error,
+)
+from llm_gateway.proxy.auth import INVALID_KEY, authenticate
+from llm_gateway.proxy.record import CallRecord
+from llm_gateway.proxy.sse import UsageTap
+from llm_gateway.runtime import Runtime
+from llm_gateway.state.cache import KeyEntry, Route
+from llm_gateway.upstream.client import classify
+from llm_gateway.upstream.kinds import KINDS
+
+_CLIENT_HEADERS = frozenset(header for kind in KINDS.values() for header in kind.forwarded_headers)
+_RELAYED = (b"x-request-id", b"openai-processing-ms")
+_SSE_HEADERS: Headers = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+_CLIENT_GONE_STATUS = 499
+
+
+class ChatCompletions:
+    def __init__(self, runtime: Runtime) -> None:
+        self.rt = runtime
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        authorization = None
+        gateway_id = None
+        client_headers: Headers = []
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                authorization = value
+            elif name == b"x-request-id":
+                gateway_id = value[:128].decode("latin-1")
+            elif name in _CLIENT_HEADERS:
+                client_headers.append((name, value))
+        if gateway_id is None:
+            gateway_id = os.urandom(16).hex()
+        id_header = [(b"x-gateway-request-id", gateway_id.encode("latin-1"))]
+
+        if scope["method"] != "POST":
+            error = BadRequest("use POST for /v1/chat/completions", code="method_not_allowed")
+            error.status = 405
+            await send_error(send, error, id_header)
+            return
+        store = self.rt.store
+        assert store is not None
+        key = authenticate(store.cache, authorization)
+        if key is None:
+            await send_error(send, INVALID_KEY, id_header)
+            return
+
+        call = CallRecord(gateway_id, key.id, started)
+        try:
+            body = await read_body(receive, self.rt.config.max_body_bytes)
+            call.request_body = body
+            route, outgoing, stream, drop_usage = self._prepare(key, body, call)
+        except GatewayError as error:
+            call.fail(error)
+            await send_error(send, error, id_header)
+            self._finish(call, None)
+            return
+        except ConnectionResetError:
+            call.status_code, call.is_error = _CLIENT_GONE_STATUS, True
+            call.error_message = "client disconnected"
+            self._finish(call, None)
+            return
+
+        task = asyncio.current_task()
+        assert task is not None
+        watcher = asyncio.create_task(_cancel_on_disconnect(receive, task, call))
+        try:
+            if stream:
+                await self._relay_stream(
+                    route, outgoing, client_headers, id_header, send, call, drop_usage
+                )
+            else:
+                await self._relay_json(route, outgoing, client_headers, id_header, send, call)
+        except asyncio.CancelledError:
+            if not call.client_gone:
+                raise
+            task.uncancel()
+            call.status_code, call.is_error = _CLIENT_GONE_STATUS, True
+            call.error_message = call.error_message or "client disconnected"
+        finally:
+            watcher.cancel()
+        self._finish(call, route)
+
+    # steps --------------------------------------------------------------------------------
+    def _prepare(
+        self, key: KeyEntry, body: bytes, call: CallRecord
+    ) -> tuple[Route, bytes, bool, bool]:
+        """Validate the request and build the upstream body; returns (route, body, stream, drop)."""
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise BadRequest("request body is not valid JSON", code="invalid_json") from None
+        if not isinstance(payload, dict):
+            raise BadRequest("request body must be a JSON object", code="invalid_json")
+        model = payload.get("model")
+        if not isinstance(model, str) or not model:
+            raise BadRequest("'model' is required and must be a string", param="model")
+        call.model_requested = model
+        stream = payload.get("stream", False)
+        if stream is None:
+            stream = False
+        if not isinstance(stream, bool):
+            raise BadRequest("'stream' must be a boolean", param="stream")
+        call.is_stream = stream
+
+        store = self.rt.store
+        assert store is not None
+        route = store.cache.routes.get(model)
+        if route is None:
+            raise ModelNotFound(f"the model '{model}' does not exist", param="model")
+        call.set_route(route)
+        if key.exhausted():
+            raise QuotaExceeded("token budget exhausted for this key")
+
+        rewrite = route.upstream_model is not None
+        drop_usage = False
+        if stream:
+            options = payload.get("stream_options")
+            if not (isinstance(options, dict) and options.get("include_usage") is True):
+                drop_usage = True
+                options = dict(options) if isinstance(options, dict) else {}
+                options["include_usage"] = True
+                payload["stream_options"] = options
+        if rewrite:
+            payload["model"] = route.upstream_model
+        outgoing = orjson.dumps(payload) if rewrite or drop_usage else body
+        return route, outgoing, stream, drop_usage
+
+    def _upstream_headers(
+        self, route: Route, client_headers: Headers, stream: bool
+    ) -> dict[str, str]:
+        headers = {
+            "Authorization": route.authorization,
+            "Content-Type": "application/json",
+            "Accept": "text/event-stream" if stream else "application/json",
+        }
+        kind = KINDS.get(route.provider_kind)
+        allowed = kind.forwarded_headers if kind is not None else ()
+        for name, value in client_headers:
+            if name in allowed:
+                headers[name.decode()] = value.decode("latin-1")
+        return headers
+
+    async def _relay_json(
+        self,
+        route: Route,
+        body: bytes,
+        client_headers: Headers,
+        id_header: Headers,
+        send: Send,
+        call: CallRecord,
+    ) -> None:
+        session = self.rt.session
+        assert session is not None
+        try:
+            async with session.post(
+                route.url, data=body, headers=self._upstream_headers(route, client_headers, False)
+            ) as upstream:
+                call.first_byte()
+                data = await upstream.read()
+                status = upstream.status
+                headers = _response_headers(upstream, id_header)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            error = classify(exc)
+            call.fail(error)
+            await send_error(send, error, id_header)
+            return
+        call.upstream_done()
+        call.status_code = status
+        call.is_error = status >= 400
+        call.response_id = headers_lookup(headers, b"x-request-id")
+        if status < 400:
+            call.read_usage_from_json(data)
+        else:
+            call.error_message = _excerpt(data)
+        if self.rt.config.log_response_body:
+            call.response_body = data
+        await send_bytes(send, status, data, headers)
+
+    async def _relay_stream(
+        self,
+        route: Route,
+        body: bytes,
+        client_headers: Headers,
+        id_header: Headers,
+        send: Send,
+        call: CallRecord,
+        drop_usage: bool,
+    ) -> None:
+        session = self.rt.session
+        assert session is not None
+        try:
+            upstream = await session.post(
+                route.url, data=body, headers=self._upstream_headers(route, client_headers, True)
+            )
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            error = classify(exc)
+            call.fail(error)
+            await send_error(send, error, id_header)
+            return
+        async with upstream:
+            call.first_byte()
+            call.status_code = upstream.status
+            call.response_id = upstream.headers.get("x-request-id")
+            content_type = upstream.headers.get("content-type", "")
+            if upstream.status != 200 or "text/event-stream" not in content_type:
+                await self._relay_unstreamed(upstream, id_header, send, call)
+                return
+            headers = _SSE_HEADERS + _response_headers(upstream, id_header)[1:]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            tap = UsageTap(drop_usage)
+            keep_chunks = self.rt.config.log_response_body
+            try:
+                async for chunk in upstream.content.iter_any():
+                    out = tap.feed(chunk)
+                    if out:
+                        call.chunk_sent(out, keep_chunks)
+                        await send({"type": "http.response.body", "body": out, "more_body": True})
+                tail = tap.finish()
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                error = classify(exc)
+                call.is_error = True
+                call.error_message = f"stream interrupted: {error.message}"
+                call.upstream_error_kind = error.code
+                tail = b"data: " + error.body() + b"\n\n"
+            finally:
+                call.upstream_done()
+                call.stream_usage(tap.usage)
+            await send({"type": "http.response.body", "body": tail, "more_body": False})
+
+    async def _relay_unstreamed(
+        self, upstream: aiohttp.ClientResponse, id_header: Headers, send: Send, call: CallRecord
+    ) -> None:
+        """An upstream that answered a stream request with a plain body (usually an error)."""
+        try:
+            data = await upstream.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            error = classify(exc)
+            call.fail(error)
+            await send_error(send, error, id_header)
+            return
+        call.upstream_done()
+        call.is_error = upstream.status >= 400
+        if call.is_error:
+            call.error_message = _excerpt(data)
+        else:
+            call.read_usage_from_json(data)
+        await send_bytes(send, upstream.status, data, _response_headers(upstream, id_header))
+
+    def _finish(self, call: CallRecord, route: Route | None) -> None:
+        rt = self.rt
+        weighted = call.weigh(route)
+        if weighted and rt.store is not None:
+            rt.store.ledger.add(call.key_id, weighted)
+        if rt.log_writer is not None:
+            rt.log_writer.submit(
+                call.to_row(rt.config.log_request_body, rt.config.log_response_body)
+            )
+        if rt.metrics is not None:
+            rt.metrics.observe_call(call)
+
+
+async def _cancel_on_disconnect(
+    receive: Receive, task: asyncio.Task[Any], call: CallRecord
+) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            call.client_gone = True
+            task.cancel()
+            return
+
+
+def _response_headers(upstream: aiohttp.ClientResponse, id_header: Headers) -> Headers:
+    content_type = upstream.headers.get("content-type", "application/json").encode("latin-1")
+    headers: Headers = [(b"content-type", content_type), *id_header]
+    for name, value in upstream.raw_headers:
+        lower = name.lower()
+        if lower in _RELAYED or lower.startswith(b"x-ratelimit-"):
+            headers.append((lower, value))
+    return headers
+
+
+def headers_lookup(headers: Headers, name: bytes) -> str | None:
+    for key, value in headers:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+def _excerpt(data: bytes, limit: int = 500) -> str:
+    return data[:limit].decode("utf-8", "replace")

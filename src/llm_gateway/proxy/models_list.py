@@ -1,0 +1,27 @@
+"""`GET /v1/models`: the OpenAI-style list of models the calling key may use."""
+
+from __future__ import annotations
+
+import orjson
+
+from llm_gateway.proxy.asgi import JSON_CONTENT_TYPE, Receive, Scope, Send, send_bytes, send_error
+from llm_gateway.proxy.auth import INVALID_KEY, authenticate, authorization_header
+from llm_gateway.runtime import Runtime
+
+
+class ModelList:
+    def __init__(self, runtime: Runtime) -> None:
+        self.rt = runtime
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        store = self.rt.store
+        assert store is not None
+        if authenticate(store.cache, authorization_header(scope["headers"])) is None:
+            await send_error(send, INVALID_KEY, [])
+            return
+        data = [
+            {"id": name, "object": "model", "created": r.created, "owned_by": r.provider_name}
+            for name, r in sorted(store.cache.routes.items())
+        ]
+        body = orjson.dumps({"object": "list", "data": data})
+        await send_bytes(send, 200, body, [JSON_CONTENT_TYPE])

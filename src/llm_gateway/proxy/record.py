@@ -1,0 +1,195 @@
+"""What one proxied call did: timings, status, tokens; becomes a usage charge and a log row."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import orjson
+
+from llm_gateway.db.tables import utcnow
+from llm_gateway.errors import GatewayError, UpstreamError
+from llm_gateway.state.cache import Route
+
+_BYTES_PER_TOKEN_ESTIMATE = 4
+
+
+class CallRecord:
+    __slots__ = (
+        "chunks",
+        "client_gone",
+        "completion_tokens",
+        "error_message",
+        "events_sent",
+        "first_byte_at",
+        "gateway_id",
+        "is_error",
+        "is_stream",
+        "key_id",
+        "model_requested",
+        "model_sent",
+        "prompt_tokens",
+        "provider_id",
+        "provider_kind",
+        "provider_name",
+        "request_body",
+        "response_body",
+        "response_id",
+        "started",
+        "status_code",
+        "total_tokens",
+        "upstream_error_kind",
+        "upstream_finished_at",
+        "upstream_started_at",
+        "usage_reported",
+        "weighted_tokens",
+    )
+
+    def __init__(self, gateway_id: str, key_id: uuid.UUID, started: float) -> None:
+        self.gateway_id = gateway_id
+        self.key_id = key_id
+        self.started = started
+        self.model_requested: str | None = None
+        self.model_sent: str | None = None
+        self.provider_id: uuid.UUID | None = None
+        self.provider_kind: str | None = None
+        self.provider_name: str | None = None
+        self.status_code = 0
+        self.is_error = False
+        self.is_stream = False
+        self.error_message: str | None = None
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+        self.total_tokens = 0
+        self.weighted_tokens = 0
+        self.usage_reported = False
+        self.upstream_started_at: float | None = None
+        self.first_byte_at: float | None = None
+        self.upstream_finished_at: float | None = None
+        self.response_id: str | None = None
+        self.request_body: bytes | None = None
+        self.response_body: bytes | None = None
+        self.chunks: list[bytes] | None = None
+        self.events_sent = 0
+        self.client_gone = False
+        self.upstream_error_kind: str | None = None
+
+    def set_route(self, route: Route) -> None:
+        self.model_sent = route.upstream_model or route.model_name
+        self.provider_id = route.provider_id
+        self.provider_kind = route.provider_kind
+        self.provider_name = route.provider_name
+        self.upstream_started_at = time.perf_counter()
+
+    def fail(self, error: GatewayError) -> None:
+        self.status_code = error.status
+        self.is_error = True
+        self.error_message = error.message
+        if isinstance(error, UpstreamError):
+            self.upstream_error_kind = error.code
+        self.upstream_done()
+
+    def first_byte(self) -> None:
+        self.first_byte_at = time.perf_counter()
+
+    def upstream_done(self) -> None:
+        if self.upstream_started_at is not None and self.upstream_finished_at is None:
+            self.upstream_finished_at = time.perf_counter()
+
+    def chunk_sent(self, data: bytes, keep: bool) -> None:
+        self.events_sent += data.count(b"\n\n") or 1
+        if keep:
+            if self.chunks is None:
+                self.chunks = []
+            self.chunks.append(data)
+
+    def read_usage_from_json(self, data: bytes) -> None:
+        if b'"usage"' not in data:
+            return
+        try:
+            payload = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return
+        if isinstance(payload, dict):
+            self._take_usage(payload.get("usage"))
+
+    def stream_usage(self, usage: dict[str, Any] | None) -> None:
+        self._take_usage(usage)
+        if not self.usage_reported and self.events_sent:
+            # The stream ended before its usage chunk (cut or abandoned): charge an estimate,
+            # one token per content event plus the prompt's size, rather than nothing.
+            self.completion_tokens = self.events_sent
+            self.prompt_tokens = len(self.request_body or b"") // _BYTES_PER_TOKEN_ESTIMATE
+            self.total_tokens = self.prompt_tokens + self.completion_tokens
+
+    def _take_usage(self, usage: Any) -> None:
+        if not isinstance(usage, dict):
+            return
+        prompt = usage.get("prompt_tokens")
+        completion = usage.get("completion_tokens")
+        self.prompt_tokens = prompt if isinstance(prompt, int) and prompt > 0 else 0
+        self.completion_tokens = completion if isinstance(completion, int) and completion > 0 else 0
+        total = usage.get("total_tokens")
+        self.total_tokens = (
+            total
+            if isinstance(total, int) and total > 0
+            else self.prompt_tokens + self.completion_tokens
+        )
+        self.usage_reported = True
+
+    def weigh(self, route: Route | None) -> int:
+        if route is not None:
+            self.weighted_tokens = route.weighted_tokens(self.prompt_tokens, self.completion_tokens)
+        return self.weighted_tokens
+
+    # timings in milliseconds ----------------------------------------------------------------
+    def latency_ms(self) -> int:
+        return round((time.perf_counter() - self.started) * 1000)
+
+    def ttfb_ms(self) -> int | None:
+        if self.first_byte_at is None:
+            return None
+        return round((self.first_byte_at - self.started) * 1000)
+
+    def gateway_seconds(self, now: float) -> float:
+        """Time spent in the gateway itself: the whole call minus the upstream's part."""
+        upstream = 0.0
+        if self.upstream_started_at is not None and self.upstream_finished_at is not None:
+            upstream = self.upstream_finished_at - self.upstream_started_at
+        return max(0.0, now - self.started - upstream)
+
+    def to_row(self, keep_request: bool, keep_response: bool) -> dict[str, Any]:
+        response_body = None
+        if keep_response:
+            if self.chunks is not None:
+                response_body = orjson.dumps(
+                    [chunk.decode("utf-8", "replace") for chunk in self.chunks]
+                ).decode()
+            elif self.response_body is not None:
+                response_body = self.response_body.decode("utf-8", "replace")
+        request_body = None
+        if keep_request and self.request_body is not None:
+            request_body = self.request_body.decode("utf-8", "replace")
+        return {
+            "gateway_request_id": self.gateway_id,
+            "request_id": self.response_id,
+            "user_key_id": self.key_id,
+            "model_requested": self.model_requested,
+            "model_sent": self.model_sent,
+            "provider_id": self.provider_id,
+            "provider_kind": self.provider_kind,
+            "status_code": self.status_code,
+            "is_error": self.is_error,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+            "weighted_total_tokens": self.weighted_tokens,
+            "latency_ms": self.latency_ms(),
+            "ttfb_ms": self.ttfb_ms(),
+            "is_stream": self.is_stream,
+            "error_message": self.error_message,
+            "request_body": request_body,
+            "response_body": response_body,
+            "created_at": utcnow(),
+        }

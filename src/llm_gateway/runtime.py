@@ -1,0 +1,25 @@
+"""Everything a running gateway holds, opened by the lifespan and read by the handlers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import aiohttp
+
+    from llm_gateway.metrics import Metrics
+    from llm_gateway.settings import Config
+    from llm_gateway.state.log_writer import LogWriter
+    from llm_gateway.state.store import Store
+
+
+@dataclass
+class Runtime:
+    config: Config
+    store: Store | None = None
+    session: aiohttp.ClientSession | None = None
+    log_writer: LogWriter | None = None
+    metrics: Metrics | None = None
+    warm: bool = False
+    extras: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,1 @@
+"""Admin operations over the store: providers, models, keys, logs, stats. No HTTP here."""

@@ -1,0 +1,58 @@
+"""Request-log retention: delete rows older than the retention window, in small batches.
+
+Hourly; each batch is its own short transaction so the table is never locked for long. On
+PostgreSQL a transaction-scoped advisory lock lets only one instance delete at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from llm_gateway.db.tables import request_logs, utcnow
+
+log = logging.getLogger("llm_gateway.retention")
+RETENTION_LOCK_ID = 0x6C6C6D68
+BATCH_SIZE = 5000
+
+
+async def delete_expired(engine: AsyncEngine, days: int, batch_size: int = BATCH_SIZE) -> int:
+    """Delete rows older than `days`; returns how many were deleted (0 if another instance is)."""
+    cutoff = utcnow() - timedelta(days=days)
+    oldest = (
+        sa.select(request_logs.c.id)
+        .where(request_logs.c.created_at < cutoff)
+        .order_by(request_logs.c.id)
+        .limit(batch_size)
+    )
+    deleted = 0
+    while True:
+        async with engine.begin() as conn:
+            if engine.dialect.name == "postgresql":
+                locked = await conn.scalar(
+                    sa.text("SELECT pg_try_advisory_xact_lock(:id)"), {"id": RETENTION_LOCK_ID}
+                )
+                if not locked:
+                    return deleted
+            result = await conn.execute(
+                sa.delete(request_logs).where(request_logs.c.id.in_(oldest.scalar_subquery()))
+            )
+        deleted += result.rowcount
+        if result.rowcount < batch_size:
+            return deleted
+        await asyncio.sleep(0.05)  # let other writers in between batches
+
+
+async def run_retention(engine: AsyncEngine, days: int, interval: float = 3600.0) -> None:
+    while True:
+        try:
+            deleted = await delete_expired(engine, days)
+            if deleted:
+                log.info("retention deleted %d request-log rows older than %d days", deleted, days)
+        except Exception as exc:
+            log.warning("retention run failed: %s", type(exc).__name__)
+        await asyncio.sleep(interval)

@@ -1,0 +1,80 @@
+"""Usage accounting: weighted tokens counted in process and flushed to the database in batches.
+
+The cache's `tokens_used` is what budgets are checked against, so a request never waits on the
+database. `flush` moves pending increments to the database in one transaction; if that fails,
+they are put back and retried on the next flush, so nothing is lost while the database is down.
+`lock` serialises flushes with admin operations that overwrite usage (reset), so a flush can
+never re-add usage that a reset has just cleared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections import defaultdict
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from llm_gateway.db.tables import user_keys
+from llm_gateway.state.cache import Cache
+
+log = logging.getLogger("llm_gateway.usage")
+
+
+class UsageLedger:
+    def __init__(self, cache: Cache) -> None:
+        self._cache = cache
+        self.pending: dict[uuid.UUID, int] = defaultdict(int)
+        self.lock = asyncio.Lock()
+
+    def add(self, key_id: uuid.UUID, weighted_tokens: int) -> None:
+        if weighted_tokens <= 0:
+            return
+        self.pending[key_id] += weighted_tokens
+        entry = self._cache.key_by_id(key_id)
+        if entry is not None:
+            entry.tokens_used += weighted_tokens
+
+    def forget(self, key_id: uuid.UUID) -> None:
+        """Drop unflushed usage of a key whose usage was just reset (call under `lock`)."""
+        self.pending.pop(key_id, None)
+
+    async def flush(self, engine: AsyncEngine) -> int:
+        """Write pending usage; returns how many keys were updated."""
+        async with self.lock:
+            return await self.flush_locked(engine)
+
+    async def flush_locked(self, engine: AsyncEngine) -> int:
+        if not self.pending:
+            return 0
+        batch = dict(self.pending)
+        self.pending.clear()
+        try:
+            async with engine.begin() as conn:
+                for key_id, tokens in batch.items():
+                    await conn.execute(
+                        sa.update(user_keys)
+                        .where(user_keys.c.id == key_id)
+                        .values(tokens_used=user_keys.c.tokens_used + tokens)
+                    )
+        except Exception:
+            for key_id, tokens in batch.items():
+                self.pending[key_id] += tokens
+            raise
+        return len(batch)
+
+    async def run_flusher(self, engine: AsyncEngine, interval: float) -> None:
+        failing = False
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.flush(engine)
+                if failing:
+                    log.warning("usage flush recovered")
+                failing = False
+            except Exception as exc:
+                if not failing:
+                    log.error("usage flush failed, will retry: %s", type(exc).__name__)
+                failing = True

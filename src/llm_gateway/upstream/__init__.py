@@ -1,0 +1,1 @@
+"""Upstream side: provider kinds and the pooled HTTP client."""
