@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 import click
@@ -67,4 +68,8 @@ def serve(host: str | None, port: int | None, workers: int, log_level: str) -> N
     )
     from llm_gateway.app import create_app
 
+    # uvicorn stops gracefully on SIGTERM/SIGINT, then re-raises the signal; a clean stop
+    # after a graceful shutdown is a success, so exit 0 instead of dying by the signal.
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop_signal, lambda *_: sys.exit(0))
     uvicorn.run(create_app(config), **common)  # type: ignore[arg-type]

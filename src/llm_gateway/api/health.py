@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import orjson
 import sqlalchemy as sa
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import ORJSONResponse
 
 from llm_gateway.api.deps import get_runtime
 
@@ -28,9 +28,8 @@ async def ready(request: Request) -> Response:
         except Exception:  # noqa: S110 - any failure means "not ready"
             pass
     ok = checks["database"] and checks["caches"]
-    return ORJSONResponse(
-        {"status": "ready" if ok else "not ready", "checks": checks}, status_code=200 if ok else 503
-    )
+    body = {"status": "ready" if ok else "not ready", "checks": checks}
+    return Response(orjson.dumps(body), 200 if ok else 503, media_type="application/json")
 
 
 @router.get("/metrics", include_in_schema=False)

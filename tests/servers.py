@@ -1,0 +1,344 @@
+"""Real servers for the tests: the mock upstream, PostgreSQL, Redis and the gateway itself.
+
+Every server binds a free ephemeral port on 127.0.0.1 and lives in its own temporary folder,
+removed at the end, so two runs of the suite can share a machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Coroutine, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import asyncpg
+import httpx
+import uvicorn
+import uvloop
+
+from llm_gateway.app import create_app
+from llm_gateway.settings import Config, Settings
+
+T = TypeVar("T")
+PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
+TESTS_DIR = Path(__file__).parent
+SECRET_KEY = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="  # 32 bytes, base64; a test value
+ADMIN_KEY = "test-admin-key-0123456789abcdef"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(check: Any, timeout: float = 15.0, interval: float = 0.02) -> Any:
+    """Poll `check` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"condition not met within {timeout}s")
+        time.sleep(interval)
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code < 500
+    except httpx.HTTPError:
+        return False
+
+
+# ---- mock upstream -------------------------------------------------------------------------
+@dataclass
+class Upstream:
+    url: str
+    process: subprocess.Popen[str]
+
+    def base_url(self, tag: str | None = None) -> str:
+        """A base URL unique to one test, so its requests can be read back apart."""
+        return f"{self.url}/t/{tag or uuid.uuid4().hex}/v1"
+
+    def requests(self, base_url: str) -> list[dict[str, Any]]:
+        prefix = base_url.removeprefix(self.url)
+        return list(httpx.get(f"{self.url}/_requests", params={"prefix": prefix}).json())
+
+
+@contextlib.contextmanager
+def run_upstream() -> Iterator[Upstream]:
+    process = subprocess.Popen(
+        [sys.executable, str(TESTS_DIR / "mock_upstream.py"), "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        port = int(line.split()[1])
+        yield Upstream(f"http://127.0.0.1:{port}", process)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+# ---- PostgreSQL ----------------------------------------------------------------------------
+def _as_postgres() -> dict[str, Any]:
+    """Popen arguments that run a PostgreSQL binary as `postgres` when we are root."""
+    return {"user": "postgres", "group": "postgres"} if os.geteuid() == 0 else {}
+
+
+@dataclass
+class Postgres:
+    host: str
+    port: int
+    user: str
+    data_dir: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def dsn(self, database: str = "postgres") -> str:
+        return f"postgresql://{self.user}@{self.host}:{self.port}/{database}"
+
+    def create_database(self) -> str:
+        name = f"gw_{uuid.uuid4().hex[:12]}"
+        asyncio.run(self._admin(f'CREATE DATABASE "{name}"'))
+        return name
+
+    def drop_database(self, name: str) -> None:
+        asyncio.run(self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+    async def _admin(self, statement: str) -> None:
+        conn = await asyncpg.connect(self.dsn())
+        try:
+            await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                str(PG_BIN / "postgres"),
+                "-D",
+                str(self.data_dir),
+                "-p",
+                str(self.port),
+                "-h",
+                self.host,
+                "-k",
+                str(self.data_dir),
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+                "-c",
+                "max_connections=300",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            cwd=self.data_dir,
+            **_as_postgres(),
+        )
+        wait_until(self._accepting, timeout=30)
+
+    def stop(self, mode: signal.Signals = signal.SIGINT) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(mode)
+            self.process.wait(timeout=30)
+        self.process = None
+
+    def _accepting(self) -> bool:
+        result = subprocess.run(
+            [str(PG_BIN / "pg_isready"), "-h", self.host, "-p", str(self.port)],
+            capture_output=True,
+            check=False,
+        )
+        return result.returncode == 0
+
+
+def postgres_available() -> bool:
+    if not (PG_BIN / "postgres").exists():
+        return False
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            return False
+    return True
+
+
+@contextlib.contextmanager
+def run_postgres() -> Iterator[Postgres]:
+    root = Path(tempfile.mkdtemp(prefix="llmgw-pg-"))
+    data_dir = root / "data"
+    data_dir.mkdir()
+    user = "postgres" if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres")
+        shutil.chown(data_dir, "postgres")
+    try:
+        subprocess.run(
+            [
+                str(PG_BIN / "initdb"),
+                "-D",
+                str(data_dir),
+                "-U",
+                user,
+                "-A",
+                "trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            cwd=root,
+            **_as_postgres(),
+        )
+        server = Postgres("127.0.0.1", free_port(), user, data_dir)
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+# ---- Redis ---------------------------------------------------------------------------------
+@dataclass
+class Redis:
+    port: int
+    data_dir: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                shutil.which("redis-server") or "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.data_dir),
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        wait_until(self._accepting, timeout=15)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        self.process = None
+
+    def _accepting(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+
+@contextlib.contextmanager
+def run_redis() -> Iterator[Redis]:
+    root = Path(tempfile.mkdtemp(prefix="llmgw-redis-"))
+    server = Redis(free_port(), root)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+# ---- the gateway, in a thread of this process ----------------------------------------------
+def gateway_config(database_url: str, **overrides: Any) -> Config:
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "admin_key": ADMIN_KEY,
+        "gateway_secret_key": SECRET_KEY,
+        "listen_addr": "127.0.0.1:0",
+        "redis_url": None,
+        "gateway_usage_flush_seconds": 0.2,
+        **overrides,
+    }
+    return Settings.load(**values).resolve()
+
+
+class ThreadedGateway:
+    """A real uvicorn server on a free port, running in a background thread."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.app = create_app(config)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(
+            uvicorn.Config(
+                self.app,
+                host="127.0.0.1",
+                port=self.port,
+                loop="uvloop",
+                http="httptools",
+                lifespan="on",
+                access_log=False,
+                log_config=None,
+                timeout_graceful_shutdown=10,
+            )
+        )
+        self.loop = uvloop.new_event_loop()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_until_complete(self.server.serve())
+        finally:
+            self.loop.close()
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 30) -> T:
+        """Run a coroutine on the gateway's own event loop (where its engine lives)."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    @property
+    def runtime(self) -> Any:
+        return self.app.runtime  # type: ignore[attr-defined]
+
+    def start(self) -> ThreadedGateway:
+        self.thread.start()
+        wait_until(lambda: self.server.started or not self.thread.is_alive(), timeout=60)
+        if not self.server.started:
+            raise RuntimeError("gateway failed to start")
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
