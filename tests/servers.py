@@ -342,3 +342,68 @@ class ThreadedGateway:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=30)
+
+
+# ---- the gateway as a real `llm-gateway serve` process -------------------------------------
+class GatewayProcess:
+    """`llm-gateway serve` in its own process, for restarts, signals and multi-process tests."""
+
+    def __init__(self, env: dict[str, str], cwd: Path, workers: int = 1) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, **env}
+        for name in ("LISTEN_ADDR",):
+            self.env.pop(name, None)
+        self.cwd = cwd
+        self.workers = workers
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = cwd / f"gateway-{self.port}.log"
+
+    def start(self, timeout: float = 60) -> GatewayProcess:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "llm_gateway",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                str(self.workers),
+            ],
+            env=self.env,
+            cwd=self.cwd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        wait_until(lambda: self.ready() or self.process.poll() is not None, timeout=timeout)
+        if self.process.poll() is not None:
+            raise RuntimeError(f"gateway exited: {self.log_path.read_text()[-2000:]}")
+        return self
+
+    def ready(self) -> bool:
+        try:
+            return httpx.get(self.url + "/ready", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 60) -> int:
+        if self.process is None:
+            return 0
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        code = self.process.returncode
+        self.process = None
+        return int(code)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")

@@ -13,6 +13,7 @@ A client that goes away cancels the upstream request; what was streamed is still
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 from typing import Any
@@ -26,6 +27,7 @@ from llm_gateway.errors import (
     ModelNotFound,
     QuotaExceeded,
 )
+from llm_gateway.logging_setup import request_context
 from llm_gateway.proxy.asgi import (
     Headers,
     Receive,
@@ -51,6 +53,7 @@ _SSE_HEADERS: Headers = [
     (b"x-accel-buffering", b"no"),
 ]
 _CLIENT_GONE_STATUS = 499
+log = logging.getLogger("llm_gateway.proxy")
 
 
 class ChatCompletions:
@@ -86,6 +89,7 @@ class ChatCompletions:
             return
 
         call = CallRecord(gateway_id, key.id, started)
+        request_context.set((gateway_id, str(key.id)))
         try:
             body = await read_body(receive, self.rt.config.max_body_bytes)
             call.request_body = body
@@ -289,6 +293,13 @@ class ChatCompletions:
 
     def _finish(self, call: CallRecord, route: Route | None) -> None:
         rt = self.rt
+        if call.upstream_error_kind is not None:
+            log.warning(
+                "upstream failure (%s) for model %s: %s",
+                call.upstream_error_kind,
+                call.model_requested,
+                call.error_message,
+            )
         weighted = call.weigh(route)
         if weighted and rt.store is not None:
             rt.store.ledger.add(call.key_id, weighted)
