@@ -145,8 +145,6 @@ class Postgres:
                 "-c",
                 "fsync=off",
                 "-c",
-                "synchronous_commit=off",
-                "-c",
                 "full_page_writes=off",
                 "-c",
                 "max_connections=300",
@@ -154,13 +152,17 @@ class Postgres:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             cwd=self.data_dir,
+            start_new_session=True,  # its own process group: a kill takes every backend
             **_as_postgres(),
         )
         wait_until(self._accepting, timeout=30)
 
     def stop(self, mode: signal.Signals = signal.SIGINT) -> None:
         if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(mode)
+            if mode == signal.SIGKILL:  # a crash: postmaster and every backend at once
+                os.killpg(self.process.pid, signal.SIGKILL)
+            else:
+                self.process.send_signal(mode)
             self.process.wait(timeout=30)
         self.process = None
 

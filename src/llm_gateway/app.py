@@ -47,6 +47,13 @@ class Gateway:
         await self.admin(scope, receive, send)
 
 
+def create_app_from_environment() -> ASGIApp:
+    """The app factory each `serve --workers N` process calls: configuration from the env."""
+    from llm_gateway.settings import Settings
+
+    return create_app(Settings.load().resolve())
+
+
 def create_app(config: Config) -> ASGIApp:
     runtime = Runtime(config=config)
     admin = FastAPI(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import tempfile
 
 import click
 
@@ -43,8 +44,11 @@ def serve(host: str | None, port: int | None, workers: int, log_level: str) -> N
     except ConfigError as exc:
         _fail(str(exc))
         return
-    if workers > 1:
-        _fail("--workers > 1 is not supported yet; run one process per port")
+    if workers > 1 and not config.redis_url:
+        _fail(
+            "--workers > 1 needs REDIS_URL: the processes share key changes and usage "
+            "counters through Redis (without it, run one worker)"
+        )
     configure_logging(log_level, os.environ.get("GATEWAY_LOG_FORMAT", "text"))
     if config.admin_key_file is not None:
         click.echo(
@@ -66,10 +70,20 @@ def serve(host: str | None, port: int | None, workers: int, log_level: str) -> N
         timeout_graceful_shutdown=30,
         timeout_keep_alive=75,
     )
-    from llm_gateway.app import create_app
-
     # uvicorn stops gracefully on SIGTERM/SIGINT, then re-raises the signal; a clean stop
     # after a graceful shutdown is a success, so exit 0 instead of dying by the signal.
     for stop_signal in (signal.SIGTERM, signal.SIGINT):
         signal.signal(stop_signal, lambda *_: sys.exit(0))
-    uvicorn.run(create_app(config), **common)  # type: ignore[arg-type]
+    if workers == 1:
+        from llm_gateway.app import create_app
+
+        uvicorn.run(create_app(config), **common)  # type: ignore[arg-type]
+        return
+    with tempfile.TemporaryDirectory(prefix="llm-gateway-metrics-") as metrics_dir:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        uvicorn.run(
+            "llm_gateway.app:create_app_from_environment",
+            factory=True,
+            workers=workers,
+            **common,  # type: ignore[arg-type]
+        )

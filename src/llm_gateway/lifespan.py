@@ -25,6 +25,7 @@ from llm_gateway.runtime import Runtime
 from llm_gateway.security import SecretBox
 from llm_gateway.services.retention import run_retention
 from llm_gateway.settings import Config
+from llm_gateway.state.bus import ChangeBus
 from llm_gateway.state.cache import Cache
 from llm_gateway.state.log_writer import LogWriter
 from llm_gateway.state.store import Store
@@ -58,7 +59,7 @@ async def connect_and_migrate(config: Config, engine: AsyncEngine) -> None:
 
 
 def read_state(runtime: Runtime) -> dict[str, float]:
-    store, writer = runtime.store, runtime.log_writer
+    store, writer, bus = runtime.store, runtime.log_writer, runtime.bus
     state: dict[str, float] = {}
     if store is not None:
         state["key_cache_hits"] = store.cache.hits
@@ -71,6 +72,8 @@ def read_state(runtime: Runtime) -> dict[str, float]:
         state["log_rows_dropped"] = writer.dropped
         state["log_rows_written"] = writer.written
         state["database_up"] = 1.0 if writer.healthy else 0.0
+    if bus is not None:
+        state["redis_up"] = 1.0 if bus.connected else 0.0
     return state
 
 
@@ -100,12 +103,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         background(store.ledger.run_flusher(engine, config.usage_flush_seconds), "usage-flusher")
         if config.log_retention_days > 0:
             background(run_retention(engine, config.log_retention_days), "log-retention")
-        background(_periodic_resync(store, config.resync_seconds), "cache-resync")
+        if config.redis_url:
+            runtime.bus = ChangeBus(config.redis_url, store, config.resync_seconds)
+            await runtime.bus.start()
+        else:
+            background(_periodic_resync(store, config.resync_seconds), "cache-resync")
         runtime.warm = True
         log.info("ready: %d keys, %d routes cached", len(cache.keys), len(cache.routes))
         yield
     finally:
         runtime.warm = False
+        if runtime.bus is not None:
+            await runtime.bus.stop()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -86,7 +86,7 @@ class Metrics:
         )
         self.state_gauges = _StateCollector(read_state)
         if self.multiprocess:
-            self.registry.register(MultiProcessCollector(self.registry))  # type: ignore[no-untyped-call]
+            MultiProcessCollector(self.registry)  # type: ignore[no-untyped-call]  # registers itself
         else:
             self.registry.register(self.state_gauges)
 

@@ -10,6 +10,7 @@ if TYPE_CHECKING:
 
     from llm_gateway.metrics import Metrics
     from llm_gateway.settings import Config
+    from llm_gateway.state.bus import ChangeBus
     from llm_gateway.state.log_writer import LogWriter
     from llm_gateway.state.store import Store
 
@@ -21,5 +22,6 @@ class Runtime:
     session: aiohttp.ClientSession | None = None
     log_writer: LogWriter | None = None
     metrics: Metrics | None = None
+    bus: ChangeBus | None = None
     warm: bool = False
     extras: dict[str, Any] = field(default_factory=dict)

@@ -28,6 +28,8 @@ async def ready(request: Request) -> Response:
         except Exception:  # noqa: S110 - any failure means "not ready"
             pass
     ok = checks["database"] and checks["caches"]
+    if runtime.bus is not None:  # reported, but Redis being down does not make us unready
+        checks["redis"] = runtime.bus.connected
     body = {"status": "ready" if ok else "not ready", "checks": checks}
     return Response(orjson.dumps(body), 200 if ok else 503, media_type="application/json")
 

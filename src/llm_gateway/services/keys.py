@@ -81,7 +81,7 @@ async def update_key(store: Store, ident: str, changes: dict[str, Any]) -> dict[
         if reset:
             store.ledger.forget(key_id)
         store.cache.put_key(row, store.ledger.pending.get(key_id, 0))
-    await store.changed("key", str(key_id))
+    await store.changed("key_reset" if reset else "key", str(key_id))
     return _info(row)
 
 

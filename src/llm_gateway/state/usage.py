@@ -13,6 +13,7 @@ import asyncio
 import logging
 import uuid
 from collections import defaultdict
+from typing import Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -23,16 +24,23 @@ from llm_gateway.state.cache import Cache
 log = logging.getLogger("llm_gateway.usage")
 
 
+class SharedCounter(Protocol):
+    def counted(self, key_id: uuid.UUID, tokens: int) -> None: ...
+
+
 class UsageLedger:
     def __init__(self, cache: Cache) -> None:
         self._cache = cache
         self.pending: dict[uuid.UUID, int] = defaultdict(int)
         self.lock = asyncio.Lock()
+        self.shared: SharedCounter | None = None  # the Redis counters, when configured
 
     def add(self, key_id: uuid.UUID, weighted_tokens: int) -> None:
         if weighted_tokens <= 0:
             return
         self.pending[key_id] += weighted_tokens
+        if self.shared is not None:
+            self.shared.counted(key_id, weighted_tokens)
         entry = self._cache.key_by_id(key_id)
         if entry is not None:
             entry.tokens_used += weighted_tokens

@@ -1,0 +1,273 @@
+"""Production mode: several gateway processes sharing PostgreSQL and Redis, and outages."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import Admin
+from tests.servers import (
+    ADMIN_KEY,
+    SECRET_KEY,
+    GatewayProcess,
+    Postgres,
+    Redis,
+    Upstream,
+    run_postgres,
+    run_redis,
+    wait_until,
+)
+
+BODY = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
+
+
+def _call(gateway: GatewayProcess, key: str, model: str = "gpt-4o") -> httpx.Response:
+    return httpx.post(
+        gateway.url + "/v1/chat/completions",
+        json={**BODY, "model": model},
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=30,
+    )
+
+
+def _status(gateway: GatewayProcess, key: str) -> int:
+    return _call(gateway, key).status_code
+
+
+@pytest.fixture
+def redis() -> Iterator[Redis]:
+    with run_redis() as server:
+        yield server
+
+
+@pytest.fixture
+def pair(
+    postgres_server: Postgres, redis: Redis, tmp_path: Path
+) -> Iterator[tuple[GatewayProcess, GatewayProcess, dict[str, str]]]:
+    name = postgres_server.create_database()
+    env = {
+        "DATABASE_URL": postgres_server.dsn(name),
+        "REDIS_URL": redis.url,
+        "ADMIN_KEY": ADMIN_KEY,
+        "GATEWAY_SECRET_KEY": SECRET_KEY,
+        "GATEWAY_USAGE_FLUSH_SECONDS": "0.2",
+    }
+    first = GatewayProcess(env, tmp_path).start()
+    second = GatewayProcess(env, tmp_path).start()
+    try:
+        yield first, second, env
+    finally:
+        first.stop()
+        second.stop()
+        postgres_server.drop_database(name)
+
+
+def _route(admin: Admin, upstream: Upstream) -> dict[str, Any]:
+    provider = admin.provider(upstream.base_url())
+    return admin.model(provider["id"], "gpt-4o")
+
+
+def _propagation(check: Any) -> float:
+    started = time.monotonic()
+    wait_until(check, timeout=5, interval=0.005)
+    return time.monotonic() - started
+
+
+def test_admin_changes_reach_the_other_process(
+    pair: tuple[GatewayProcess, GatewayProcess, dict[str, str]], upstream: Upstream
+) -> None:
+    first, second, _ = pair
+    with Admin(first.url) as admin:
+        model = _route(admin, upstream)
+        created = admin.key()
+        key = created["key"]
+        seen = _propagation(lambda: _status(second, key) == 200)
+        rotated = admin.ok("POST", f"/admin/keys/{created['id']}/rotate")
+        assert _status(first, key) == 401  # the serving process: at once
+        rejected = _propagation(lambda: _status(second, key) == 401)
+        assert _status(second, rotated["key"]) == 200
+        admin.ok("DELETE", f"/admin/keys/{created['id']}", 204)
+        revoked = _propagation(lambda: _status(second, rotated["key"]) == 401)
+        admin.ok("PUT", f"/admin/models/{model['id']}", json={"provider_model_name": "renamed"})
+        other = admin.key()["key"]
+        _propagation(lambda: _status(second, other) == 200)
+        rewritten = _propagation(lambda: _call(second, other).json()["model"] == "renamed")
+    # Measured bound, generous for a loaded CI machine; the target is 100 ms.
+    assert max(seen, rejected, revoked, rewritten) < 1.0, (seen, rejected, revoked, rewritten)
+
+
+def test_usage_from_both_processes_counts_against_one_budget(
+    pair: tuple[GatewayProcess, GatewayProcess, dict[str, str]],
+    upstream: Upstream,
+    redis: Redis,
+) -> None:
+    first, second, _ = pair
+    with Admin(first.url) as admin:
+        _route(admin, upstream)
+        created = admin.key(token_budget=100)  # 15 per call: 7 calls reach it
+        _propagation(lambda: _status(second, created["key"]) == 200)
+        accepted = 1
+        for turn in range(20):
+            gateway = (first, second)[turn % 2]
+            status = _status(gateway, created["key"])
+            if status == 429:
+                break
+            assert status == 200
+            accepted += 1
+        # Alone, each process would have accepted 7; together the budget holds (bound: one
+        # sync interval of counts from the other process).
+        assert 7 <= accepted <= 8, accepted
+        wait_until(lambda: admin.ok("GET", "/admin/keys")[0]["tokens_used"] >= 100)
+
+
+def test_redis_outage_loses_no_request_and_admin_writes_succeed(
+    pair: tuple[GatewayProcess, GatewayProcess, dict[str, str]],
+    upstream: Upstream,
+    redis: Redis,
+) -> None:
+    first, second, _ = pair
+    with Admin(first.url) as admin:
+        _route(admin, upstream)
+        key = admin.key()["key"]
+        _propagation(lambda: _status(second, key) == 200)
+        failures: list[int] = []
+        stop = threading.Event()
+
+        def traffic() -> int:
+            count = 0
+            while not stop.is_set():
+                for gateway in (first, second):
+                    status = _status(gateway, key)
+                    count += 1
+                    if status != 200:
+                        failures.append(status)
+            return count
+
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            runs = [pool.submit(traffic) for _ in range(2)]
+            redis.stop()
+            during = admin.key()  # admin write while Redis is down
+            assert _status(first, during["key"]) == 200
+            time.sleep(0.5)  # traffic keeps flowing while Redis stays down
+            redis.start()
+            wait_until(lambda: httpx.get(second.url + "/ready").json()["checks"]["redis"])
+            stop.set()
+            total = sum(r.result(timeout=30) for r in runs)
+        assert failures == []
+        assert total > 10
+        # After the reconnect resync, the other process knows the key made during the outage,
+        # and notices flow again.
+        _propagation(lambda: _status(second, during["key"]) == 200)
+        admin.ok("DELETE", f"/admin/keys/{during['id']}", 204)
+        _propagation(lambda: _status(second, during["key"]) == 401)
+
+
+def test_database_outage_keeps_serving_and_lands_usage_and_logs_later(
+    upstream: Upstream, redis: Redis, tmp_path: Path
+) -> None:
+    with run_postgres() as postgres:
+        env = {
+            "DATABASE_URL": postgres.dsn(),
+            "REDIS_URL": redis.url,
+            "ADMIN_KEY": ADMIN_KEY,
+            "GATEWAY_SECRET_KEY": SECRET_KEY,
+            "GATEWAY_USAGE_FLUSH_SECONDS": "0.2",
+        }
+        gateway = GatewayProcess(env, tmp_path).start()
+        try:
+            with Admin(gateway.url) as admin:
+                _route(admin, upstream)
+                created = admin.key()
+                assert _status(gateway, created["key"]) == 200
+                postgres.stop(signal.SIGKILL)
+                for _ in range(10):
+                    assert _status(gateway, created["key"]) == 200
+                down = admin.request("GET", "/admin/keys")
+                assert down.status_code == 503
+                assert down.json()["error"]["code"] == "database_unavailable"
+                postgres.start()
+                wait_until(lambda: admin.request("GET", "/admin/logs").status_code == 200)
+                wait_until(lambda: admin.ok("GET", "/admin/logs")["total"] == 11, timeout=30)
+                keys = admin.ok("GET", "/admin/keys")
+                assert keys[0]["tokens_used"] == 11 * 15
+        finally:
+            gateway.stop()
+        # Restart every process: everything persists.
+        restarted = GatewayProcess(env, tmp_path).start()
+        try:
+            assert _status(restarted, created["key"]) == 200
+            with Admin(restarted.url) as admin:
+                wait_until(lambda: admin.ok("GET", "/admin/logs")["total"] == 12)
+                assert admin.ok("GET", "/admin/keys")[0]["tokens_used"] >= 11 * 15
+        finally:
+            restarted.stop()
+
+
+def test_workers_share_one_port(
+    postgres_server: Postgres, redis: Redis, upstream: Upstream, tmp_path: Path
+) -> None:
+    name = postgres_server.create_database()
+    env = {
+        "DATABASE_URL": postgres_server.dsn(name),
+        "REDIS_URL": redis.url,
+        "ADMIN_KEY": ADMIN_KEY,
+        "GATEWAY_SECRET_KEY": SECRET_KEY,
+    }
+    gateway = GatewayProcess(env, tmp_path, workers=2).start()
+    try:
+        with Admin(gateway.url) as admin:
+            _route(admin, upstream)
+            created = admin.key()
+            statuses = {_status(gateway, created["key"]) for _ in range(20)}
+            assert statuses == {200}
+            admin.ok("POST", f"/admin/keys/{created['id']}/rotate")
+            _propagation(lambda: all(_status(gateway, created["key"]) == 401 for _ in range(10)))
+            metrics = httpx.get(gateway.url + "/metrics").text
+            assert "llm_gateway_requests_total" in metrics
+        assert gateway.stop() == 0
+    finally:
+        gateway.stop()
+        postgres_server.drop_database(name)
+
+
+def test_workers_without_redis_are_refused(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "llm_gateway", "serve", "--workers", "2"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        env={k: v for k, v in __import__("os").environ.items() if k != "REDIS_URL"},
+    )
+    assert result.returncode == 2
+    assert "REDIS_URL" in result.stderr
+
+
+def test_start_with_the_database_down_retries_then_exits(tmp_path: Path) -> None:
+    from tests.servers import free_port
+
+    env = {
+        "DATABASE_URL": f"postgres://postgres@127.0.0.1:{free_port()}/db",
+        "ADMIN_KEY": ADMIN_KEY,
+        "GATEWAY_SECRET_KEY": SECRET_KEY,
+        "GATEWAY_STARTUP_TIMEOUT": "2",
+    }
+    gateway = GatewayProcess(env, tmp_path)
+    with pytest.raises(RuntimeError, match="gateway exited"):
+        gateway.start(timeout=30)
+    assert gateway.stop() != 0
+    log = gateway.log()
+    assert "database unreachable (" in log and "retrying" in log
+    assert "database unreachable after 2s" in log
