@@ -314,6 +314,7 @@ class ThreadedGateway:
                 access_log=False,
                 log_config=None,
                 timeout_graceful_shutdown=10,
+                proxy_headers=False,
             )
         )
         self.loop = uvloop.new_event_loop()

