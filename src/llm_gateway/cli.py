@@ -9,6 +9,7 @@ import tempfile
 
 import click
 
+from llm_gateway.cli_admin import register as register_admin_commands
 from llm_gateway.settings import ConfigError, Settings
 
 
@@ -88,3 +89,6 @@ def serve(host: str | None, port: int | None, workers: int, log_level: str) -> N
             workers=workers,
             **common,  # type: ignore[arg-type]
         )
+
+
+register_admin_commands(main)
