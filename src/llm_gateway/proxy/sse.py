@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-_EVENT_END = re.compile(rb"\r?\n\r?\n")
+_EVENT = re.compile(rb".*?\r?\n\r?\n", re.DOTALL)
 
 
 class UsageTap:
@@ -25,21 +25,27 @@ class UsageTap:
     def feed(self, data: bytes) -> bytes:
         """Take upstream bytes; return the bytes to send to the client now."""
         buffer = self._tail + data if self._tail else data
-        if b'"usage"' not in buffer and not self._drop:
-            # Nothing to read or remove: pass through, keeping the incomplete tail for framing.
-            cut = _last_boundary(buffer)
-            self._tail = buffer[cut:]
-            return buffer[:cut]
-        out: list[bytes] = []
-        start = 0
-        for match in _EVENT_END.finditer(buffer):
-            event = buffer[start : match.end()]
-            start = match.end()
-            if b'"usage"' in event and self._inspect(event):
+        cut = _last_boundary(buffer)
+        self._tail = buffer[cut:]
+        complete = buffer[:cut]
+        if b'"usage"' not in complete:
+            return complete  # nothing to read or remove: pass the bytes through as they are
+        return self._read_usage(complete)
+
+    def _read_usage(self, complete: bytes) -> bytes:
+        if b"\r" in complete:
+            pieces = [m.group(0) for m in _EVENT.finditer(complete)]
+        else:
+            pieces = [event + b"\n\n" for event in complete.split(b"\n\n")[:-1]]
+        kept: list[bytes] = []
+        dropped = False
+        for event in pieces:
+            # `"usage":null` rides on every chunk once usage is requested; skip those cheaply.
+            if b'"usage"' in event and b'"usage":null' not in event and self._inspect(event):
+                dropped = True
                 continue
-            out.append(event)
-        self._tail = buffer[start:]
-        return b"".join(out)
+            kept.append(event)
+        return b"".join(kept) if dropped else complete
 
     def finish(self) -> bytes:
         """Whatever the upstream sent after its last complete event."""
