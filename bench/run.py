@@ -102,10 +102,8 @@ class Proc:
         return self.process.pid
 
     def cpu_seconds(self) -> float:
-        """utime + stime of the process and its children threads."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        ticks = os.sysconf("SC_CLK_TCK")
-        return (int(fields[11]) + int(fields[12])) / ticks
+        """utime + stime of the process (all its threads)."""
+        return _cpu(self.pid)
 
     def peak_rss_mib(self) -> float:
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
@@ -300,7 +298,10 @@ def _ms(text: str) -> float:
 
 
 def wrk(url: str, body: str, key: str, connections: int, seconds: int) -> WrkResult:
-    env = {**os.environ, "BENCH_BODY": body, "BENCH_KEY": key}
+    env = {**os.environ, "BENCH_BODY": "", "BENCH_KEY": key}
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        handle.write(body)
+    env["BENCH_BODY_FILE"] = handle.name
     out = subprocess.run(
         [
             "taskset",
@@ -427,6 +428,152 @@ def table(rows: list[Row], direct: Row, bare: Row) -> str:
             f"{ttfb} | {'' if row.rss_mib is None else f'{row.rss_mib:.0f} MiB'} | {ratio} |"
         )
     return "\n".join(lines)
+
+
+def seed(database: Path, keys: int, models: int) -> None:
+    """Add filler keys and models straight into the SQLite file, in SQLAlchemy's formats."""
+    import sqlite3
+    import uuid as uuidlib
+
+    now = time.strftime("%Y-%m-%d %H:%M:%S.000000", time.gmtime())
+    conn = sqlite3.connect(database)
+    provider = conn.execute("SELECT id FROM providers LIMIT 1").fetchone()[0]
+    conn.executemany(
+        "INSERT INTO user_keys (id, name, key_hash, key_prefix, is_active, token_budget, "
+        "tokens_used, created_at, updated_at) "
+        "VALUES (?, 'filler', ?, 'sk-filler', 1, 1000000, 0, ?, ?)",
+        ((uuidlib.uuid4().hex, os.urandom(32).hex(), now, now) for _ in range(keys)),
+    )
+    conn.executemany(
+        "INSERT INTO models (id, name, provider_id, provider_model_name, is_active, "
+        "input_token_coefficient, output_token_coefficient, created_at, updated_at) "
+        "VALUES (?, ?, ?, NULL, 1, 1.0, 1.0, ?, ?)",
+        ((uuidlib.uuid4().hex, f"filler-{i}", provider, now, now) for i in range(models)),
+    )
+    conn.commit()
+    conn.close()
+
+
+def scaling(h: Harness, mock: int, drip: int, seconds: int, raw: list[str]) -> str:
+    """How cost grows: workers, keys, models, body size (JSON, 64 connections)."""
+    rows = [
+        "| case | JSON req/s | gateway CPU µs/req | peak RSS per worker | start-up |",
+        "|---|---|---|---|---|",
+    ]
+
+    def run_case(name: str, url: str, key: str, proc: Proc, body: str, started: float) -> None:
+        before = proc.cpu_seconds()
+        result = wrk(url + "/v1/chat/completions", body, key, 64, seconds)
+        cpu = (proc.cpu_seconds() - before) / max(1, result.requests) * 1e6
+        raw.append(f"## scaling — {name}\n```\n{result.raw}```\n")
+        rows.append(
+            f"| {name} | {result.rps:,.0f} | {cpu:.0f} | {proc.peak_rss_mib():.0f} MiB | "
+            f"{started:.1f} s |"
+        )
+
+    small = request_body("bench-json", False)
+    for keys, models in ((1_000, 10), (100_000, 10), (1_000, 1_000)):
+        proc, url = start_gateway(h, f"scale-{keys}-{models}", {})
+        key = configure_gateway(url, mock, drip)
+        proc.process.terminate()
+        proc.process.wait(timeout=30)
+        seed(h.workdir / f"scale-{keys}-{models}" / "llm-gateway.db", keys, models)
+        folder = h.workdir / f"scale-{keys}-{models}"
+        t0 = time.monotonic()
+        port = free_port()
+        env = {**os.environ, "ADMIN_KEY": ADMIN_KEY, "GATEWAY_SECRET_KEY": SECRET}
+        proc = h.spawn(
+            f"scale-{keys}-{models}-again",
+            [
+                sys.executable,
+                "-m",
+                "llm_gateway",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
+            GATEWAY_CORE,
+            env=env,
+            cwd=folder,
+        )
+        url = f"http://127.0.0.1:{port}"
+        ready_url = url + "/ready"
+        wait_until(lambda: _up(ready_url), timeout=120)  # noqa: B023 - called right here
+        start_s = time.monotonic() - t0
+        run_case(f"{keys:,} keys, {models:,} models", url, key, proc, small, start_s)
+        if keys == 1_000 and models == 10:
+            run_case(
+                "1 MB request body",
+                url,
+                key,
+                proc,
+                request_body("bench-json", False, size=1_000_000),
+                start_s,
+            )
+            run_case(
+                "1 KB request body",
+                url,
+                key,
+                proc,
+                request_body("bench-json", False, size=1_000),
+                start_s,
+            )
+        proc.process.terminate()
+        proc.process.wait(timeout=30)
+
+    with run_redis() as redis:
+        for workers in (1, 2):
+            t0 = time.monotonic()
+            proc, url = start_gateway(h, f"workers-{workers}", {"REDIS_URL": redis.url}, workers)
+            start_s = time.monotonic() - t0
+            key = configure_gateway(url, mock, drip)
+            before = _tree_cpu(proc.pid)
+            result = wrk(url + "/v1/chat/completions", small, key, 64, seconds)
+            cpu = (_tree_cpu(proc.pid) - before) / max(1, result.requests) * 1e6
+            raw.append(f"## scaling — {workers} workers\n```\n{result.raw}```\n")
+            rows.append(
+                f"| {workers} worker(s) + Redis (both cores, shared with wrk) | "
+                f"{result.rps:,.0f} | {cpu:.0f} | {_tree_rss(proc.pid):.0f} MiB | "
+                f"{start_s:.1f} s |"
+            )
+            proc.process.terminate()
+            proc.process.wait(timeout=60)
+    return "\n".join(rows)
+
+
+def _children(pid: int) -> list[int]:
+    found = [pid]
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        found += _children(int(child))
+    return found
+
+
+def _tree_cpu(pid: int) -> float:
+    total = 0.0
+    for p in _children(pid):
+        with contextlib.suppress(OSError):
+            total += _cpu(p)
+    return total
+
+
+def _cpu(pid: int) -> float:
+    """utime + stime of one process, in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _tree_rss(pid: int) -> float:
+    """Peak RSS of the largest worker."""
+    peaks = []
+    for p in _children(pid)[1:] or [pid]:
+        for line in Path(f"/proc/{p}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                peaks.append(int(line.split()[1]) / 1024)
+    return max(peaks, default=0.0)
 
 
 @contextlib.contextmanager
@@ -557,6 +704,8 @@ def main() -> None:
                 proc.process.terminate()
                 proc.process.wait(timeout=30)
 
+        scaling_table = scaling(h, mock, drip_port, args.seconds, raw) if args.scaling else ""
+
     elapsed = time.monotonic() - started
     cpu = Path("/proc/cpuinfo").read_text()
     model = re.search(r"model name\s*:\s*(.*)", cpu)
@@ -569,6 +718,8 @@ def main() -> None:
         + ", ".join(f"{r.name}: {r.errors}" for r in rows)
         + "\n"
     )
+    if scaling_table:
+        report += f"\n## How cost grows\n\n{scaling_table}\n"
     (results / "latest.md").write_text(report)
     (results / "raw.md").write_text("\n".join(raw))
     print(report)
