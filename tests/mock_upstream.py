@@ -59,7 +59,15 @@ def _usage() -> dict[str, int]:
 
 async def chat(request: web.Request) -> web.StreamResponse:
     raw = await request.read()
-    payload = json.loads(raw)
+    try:
+        payload = json.loads(raw)
+        messages = payload.get("messages") or [{}]
+        content = str(messages[0].get("content", "")) if isinstance(messages[0], dict) else ""
+    except (ValueError, AttributeError, TypeError, KeyError, IndexError):
+        error = {
+            "error": {"message": "bad request", "type": "mock_error", "code": None, "param": None}
+        }
+        return web.json_response(error, status=400)
     number = next(COUNTER)
     record: dict[str, Any] = {
         "path": request.path,
@@ -69,8 +77,6 @@ async def chat(request: web.Request) -> web.StreamResponse:
         "completed": False,
     }
     RECORDS.append(record)
-    messages = payload.get("messages") or [{}]
-    content = str(messages[0].get("content", ""))
     mode, _, argument = (
         content.partition(":")[2].partition(":") if content.startswith("mode:") else ("", "", "")
     )
@@ -116,7 +122,8 @@ async def chat(request: web.Request) -> web.StreamResponse:
             }
             record["completed"] = True
             return web.json_response(answer, headers=headers)
-        include_usage = bool((payload.get("stream_options") or {}).get("include_usage"))
+        options = payload.get("stream_options")
+        include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
         response = web.StreamResponse(headers={**headers, "content-type": "text/event-stream"})
         await response.prepare(request)
         await response.write(

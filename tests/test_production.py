@@ -59,6 +59,7 @@ def pair(
         "ADMIN_KEY": ADMIN_KEY,
         "GATEWAY_SECRET_KEY": SECRET_KEY,
         "GATEWAY_USAGE_FLUSH_SECONDS": "0.2",
+        "GATEWAY_AUTH_FAILURE_LIMIT": "0",  # these tests poll for 401s
     }
     first = GatewayProcess(env, tmp_path).start()
     second = GatewayProcess(env, tmp_path).start()
@@ -220,6 +221,7 @@ def test_workers_share_one_port(
         "REDIS_URL": redis.url,
         "ADMIN_KEY": ADMIN_KEY,
         "GATEWAY_SECRET_KEY": SECRET_KEY,
+        "GATEWAY_AUTH_FAILURE_LIMIT": "0",  # this test polls for 401s
     }
     gateway = GatewayProcess(env, tmp_path, workers=2).start()
     try:

@@ -18,6 +18,7 @@ from llm_gateway import __version__
 from llm_gateway.api import admin_keys, admin_logs, admin_models, admin_providers, health
 from llm_gateway.api.errors import install_error_handlers
 from llm_gateway.lifespan import lifespan
+from llm_gateway.proxy.auth import FailedAuthThrottle
 from llm_gateway.proxy.handler import ChatCompletions
 from llm_gateway.proxy.models_list import ModelList
 from llm_gateway.runtime import Runtime
@@ -55,7 +56,7 @@ def create_app_from_environment() -> ASGIApp:
 
 
 def create_app(config: Config) -> ASGIApp:
-    runtime = Runtime(config=config)
+    runtime = Runtime(config=config, auth_throttle=FailedAuthThrottle(config.auth_failure_limit))
     admin = FastAPI(
         title="llm-gateway admin API",
         version=__version__,

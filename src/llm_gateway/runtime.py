@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from llm_gateway.proxy.auth import FailedAuthThrottle
+
 if TYPE_CHECKING:
     import aiohttp
 
@@ -24,4 +26,5 @@ class Runtime:
     metrics: Metrics | None = None
     bus: ChangeBus | None = None
     warm: bool = False
+    auth_throttle: FailedAuthThrottle = field(default_factory=lambda: FailedAuthThrottle(0))
     extras: dict[str, Any] = field(default_factory=dict)

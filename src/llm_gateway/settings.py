@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     gateway_usage_flush_seconds: float = Field(default=1.0, gt=0)
     gateway_resync_seconds: float = Field(default=30.0, gt=0)
     gateway_startup_timeout: float = Field(default=60.0, ge=0)
+    gateway_auth_failure_limit: int = Field(default=60, ge=0)
 
     @field_validator("database_url", "redis_url", "cors_origin", mode="before")
     @classmethod
@@ -95,6 +96,7 @@ class Settings(BaseSettings):
             usage_flush_seconds=self.gateway_usage_flush_seconds,
             resync_seconds=self.gateway_resync_seconds,
             startup_timeout=self.gateway_startup_timeout,
+            auth_failure_limit=self.gateway_auth_failure_limit,
         )
 
     def _resolve_admin_key(self, sqlite_path: Path | None) -> str:
@@ -149,6 +151,7 @@ class Config:
     usage_flush_seconds: float = 1.0
     resync_seconds: float = 30.0
     startup_timeout: float = 60.0
+    auth_failure_limit: int = 60
 
     def __repr__(self) -> str:  # never print secrets, even by accident
         return (

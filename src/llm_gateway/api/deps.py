@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from llm_gateway.errors import AuthenticationError, ServiceUnavailable
+from llm_gateway.proxy.auth import TOO_MANY_FAILURES
 from llm_gateway.runtime import Runtime
 from llm_gateway.security import secrets_equal
 from llm_gateway.state.store import Store
@@ -24,10 +25,12 @@ def require_admin(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
-    expected = get_runtime(request).config.admin_key
+    runtime = get_runtime(request)
     given = credentials.credentials if credentials is not None else ""
     # Compare even when nothing was given, so timing says nothing about the key.
-    if not secrets_equal(given, expected) or not given:
+    if not secrets_equal(given, runtime.config.admin_key) or not given:
+        if runtime.auth_throttle.failed(request.client.host if request.client else "unknown"):
+            raise TOO_MANY_FAILURES
         raise AuthenticationError("invalid admin key", code="invalid_admin_key")
 
 

@@ -37,7 +37,12 @@ from llm_gateway.proxy.asgi import (
     send_bytes,
     send_error,
 )
-from llm_gateway.proxy.auth import INVALID_KEY, authenticate
+from llm_gateway.proxy.auth import (
+    INVALID_KEY,
+    TOO_MANY_FAILURES,
+    authenticate,
+    client_address,
+)
 from llm_gateway.proxy.record import CallRecord
 from llm_gateway.proxy.sse import UsageTap
 from llm_gateway.runtime import Runtime
@@ -59,6 +64,8 @@ log = logging.getLogger("llm_gateway.proxy")
 class ChatCompletions:
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
+        # Recent weighted cost of a call, per model: what a budgeted request reserves.
+        self._expected_cost: dict[str, int] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -85,7 +92,8 @@ class ChatCompletions:
         assert store is not None
         key = authenticate(store.cache, authorization)
         if key is None:
-            await send_error(send, INVALID_KEY, id_header)
+            throttled = self.rt.auth_throttle.failed(client_address(scope))
+            await send_error(send, TOO_MANY_FAILURES if throttled else INVALID_KEY, id_header)
             return
 
         call = CallRecord(gateway_id, key.id, started)
@@ -117,6 +125,7 @@ class ChatCompletions:
                 await self._relay_json(route, outgoing, client_headers, id_header, send, call)
         except asyncio.CancelledError:
             if not call.client_gone:
+                call.release()
                 raise
             task.uncancel()
             call.status_code, call.is_error = _CLIENT_GONE_STATUS, True
@@ -155,6 +164,10 @@ class ChatCompletions:
         call.set_route(route)
         if key.exhausted():
             raise QuotaExceeded("token budget exhausted for this key")
+        if key.token_budget is not None:
+            # Hold the expected cost while the call is in flight, so concurrent requests
+            # cannot all pass the budget check before any of them is charged.
+            call.reserve(key, self._expected_cost.get(model, 0))
 
         rewrite = route.upstream_model is not None
         drop_usage = False
@@ -293,6 +306,7 @@ class ChatCompletions:
 
     def _finish(self, call: CallRecord, route: Route | None) -> None:
         rt = self.rt
+        call.release()
         if call.upstream_error_kind is not None:
             log.warning(
                 "upstream failure (%s) for model %s: %s",
@@ -303,6 +317,11 @@ class ChatCompletions:
         weighted = call.weigh(route)
         if weighted and rt.store is not None:
             rt.store.ledger.add(call.key_id, weighted)
+            if call.usage_reported and call.model_requested is not None:
+                previous = self._expected_cost.get(call.model_requested)
+                self._expected_cost[call.model_requested] = (
+                    weighted if previous is None else (previous * 3 + weighted) // 4
+                )
         if rt.log_writer is not None:
             rt.log_writer.submit(
                 call.to_row(rt.config.log_request_body, rt.config.log_response_body)

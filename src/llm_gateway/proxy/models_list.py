@@ -5,7 +5,13 @@ from __future__ import annotations
 import orjson
 
 from llm_gateway.proxy.asgi import JSON_CONTENT_TYPE, Receive, Scope, Send, send_bytes, send_error
-from llm_gateway.proxy.auth import INVALID_KEY, authenticate, authorization_header
+from llm_gateway.proxy.auth import (
+    INVALID_KEY,
+    TOO_MANY_FAILURES,
+    authenticate,
+    authorization_header,
+    client_address,
+)
 from llm_gateway.runtime import Runtime
 
 
@@ -17,7 +23,8 @@ class ModelList:
         store = self.rt.store
         assert store is not None
         if authenticate(store.cache, authorization_header(scope["headers"])) is None:
-            await send_error(send, INVALID_KEY, [])
+            throttled = self.rt.auth_throttle.failed(client_address(scope))
+            await send_error(send, TOO_MANY_FAILURES if throttled else INVALID_KEY, [])
             return
         data = [
             {"id": name, "object": "model", "created": r.created, "owned_by": r.provider_name}

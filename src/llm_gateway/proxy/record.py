@@ -10,7 +10,7 @@ import orjson
 
 from llm_gateway.db.tables import utcnow
 from llm_gateway.errors import GatewayError, UpstreamError
-from llm_gateway.state.cache import Route
+from llm_gateway.state.cache import KeyEntry, Route
 
 _BYTES_PER_TOKEN_ESTIMATE = 4
 
@@ -34,6 +34,7 @@ class CallRecord:
         "provider_kind",
         "provider_name",
         "request_body",
+        "reservation",
         "response_body",
         "response_id",
         "started",
@@ -74,6 +75,18 @@ class CallRecord:
         self.events_sent = 0
         self.client_gone = False
         self.upstream_error_kind: str | None = None
+        self.reservation: tuple[KeyEntry, int] | None = None
+
+    def reserve(self, key: KeyEntry, tokens: int) -> None:
+        if tokens > 0:
+            key.reserved += tokens
+            self.reservation = (key, tokens)
+
+    def release(self) -> None:
+        if self.reservation is not None:
+            key, tokens = self.reservation
+            key.reserved -= tokens
+            self.reservation = None
 
     def set_route(self, route: Route) -> None:
         self.model_sent = route.upstream_model or route.model_name

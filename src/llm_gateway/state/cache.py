@@ -24,9 +24,12 @@ class KeyEntry:
     key_hash: str
     token_budget: int | None
     tokens_used: int  # database value plus usage this process has counted since
+    reserved: int = 0  # estimated cost of this process's requests in flight for the key
 
     def exhausted(self) -> bool:
-        return self.token_budget is not None and self.tokens_used >= self.token_budget
+        return (
+            self.token_budget is not None and self.tokens_used + self.reserved >= self.token_budget
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,221 @@
+"""Budgets under concurrency, failed-auth throttling, secrets at rest and in logs, fuzzing."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import Admin, GatewayFactory
+from tests.servers import ADMIN_KEY, SECRET_KEY, GatewayProcess, Upstream, wait_until
+
+CHAT = "/v1/chat/completions"
+
+
+def _post(url: str, key: str, content: str = "hi", **extra: Any) -> httpx.Response:
+    return httpx.post(
+        url + CHAT,
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=60,
+        json={"model": "gpt-4o", "messages": [{"role": "user", "content": content}], **extra},
+    )
+
+
+def test_concurrent_requests_cannot_overrun_a_budget(
+    make_gateway: GatewayFactory, upstream: Upstream
+) -> None:
+    gateway = make_gateway()
+    with Admin(gateway.url) as admin:
+        provider = admin.provider(upstream.base_url())
+        admin.model(
+            provider["id"], "gpt-4o", input_token_coefficient=2, output_token_coefficient=3
+        )  # 35 per call
+        assert _post(gateway.url, admin.key()["key"]).status_code == 200  # cost now known
+        key = admin.key(token_budget=350)
+        with concurrent.futures.ThreadPoolExecutor(64) as pool:
+            statuses = list(
+                pool.map(
+                    lambda _: _post(gateway.url, key["key"], "mode:slow:0.5").status_code, range(64)
+                )
+            )
+        assert statuses.count(200) == 10, statuses
+        assert statuses.count(429) == 54
+        wait_until(
+            lambda: (
+                next(k for k in admin.ok("GET", "/admin/keys") if k["id"] == key["id"])[
+                    "tokens_used"
+                ]
+                == 350
+            )
+        )
+        assert _post(gateway.url, key["key"]).status_code == 429
+
+
+def test_failed_authentications_are_throttled_per_address(
+    make_gateway: GatewayFactory, upstream: Upstream
+) -> None:
+    gateway = make_gateway(gateway_auth_failure_limit=5)
+    with Admin(gateway.url) as admin:
+        admin.model(admin.provider(upstream.base_url())["id"], "gpt-4o")
+        good = admin.key()["key"]
+        statuses = [_post(gateway.url, f"sk-wrong-{i}").status_code for i in range(8)]
+        assert statuses == [401] * 5 + [429] * 3
+        assert _post(gateway.url, good).status_code == 200  # valid keys keep working
+        denied = httpx.get(
+            gateway.url + "/admin/keys", headers={"Authorization": "Bearer not-the-admin-key-000"}
+        )
+        assert denied.status_code == 429
+        assert denied.json()["error"]["code"] == "too_many_failed_authentications"
+        assert admin.request("GET", "/admin/keys").status_code == 200
+
+
+def test_no_secret_reaches_logs_rows_or_responses(
+    database_url: str, upstream: Upstream, tmp_path: Path
+) -> None:
+    provider_secret = "sk-provider-never-leaks-0042"
+    env = {
+        "DATABASE_URL": database_url,
+        "ADMIN_KEY": ADMIN_KEY,
+        "GATEWAY_SECRET_KEY": SECRET_KEY,
+        "LOG_REQUEST_BODY": "true",
+        "LOG_RESPONSE_BODY": "true",
+        "GATEWAY_LOG_FORMAT": "json",
+    }
+    gateway = GatewayProcess(env, tmp_path).start()
+    responses: list[str] = []
+    try:
+        with Admin(gateway.url) as admin:
+            provider = admin.provider(upstream.base_url(), api_key=provider_secret)
+            responses.append(json.dumps(provider))
+            admin.model(provider["id"], "gpt-4o")
+            created = admin.key()
+            user_key = created["key"]
+            for content in ("hi", "mode:status:500", "mode:status:429", "mode:cut"):
+                responses.append(_post(gateway.url, user_key, content).text)
+                responses.append(_post(gateway.url, user_key, content, stream=True).text)
+            responses.append(_post(gateway.url, user_key + "x").text)
+            rotated = admin.ok("POST", f"/admin/keys/{created['id']}/rotate")["key"]
+            responses.append(_post(gateway.url, user_key).text)
+            responses.append(httpx.get(gateway.url + "/metrics").text)
+            for path in ("/admin/providers", "/admin/models", "/admin/keys", "/admin/stats"):
+                responses.append(admin.request("GET", path).text)
+            wait_until(lambda: admin.ok("GET", "/admin/logs")["total"] >= 8)
+            logs = admin.ok("GET", "/admin/logs", params={"per_page": 200})["data"]
+            details = [admin.ok("GET", f"/admin/logs/{row['id']}") for row in logs]
+            responses.append(json.dumps(details))
+            unreachable = admin.provider("http://127.0.0.1:9/v1", api_key=provider_secret)
+            admin.model(unreachable["id"], "dead")
+            responses.append(
+                httpx.post(
+                    gateway.url + CHAT,
+                    headers={"Authorization": f"Bearer {rotated}"},
+                    json={"model": "dead", "messages": []},
+                ).text
+            )
+    finally:
+        gateway.stop()
+    secrets = {
+        "admin": ADMIN_KEY,
+        "provider": provider_secret,
+        "user": user_key,
+        "rotated": rotated,
+    }
+    log_text = gateway.log()
+    stored = b"".join(
+        p.read_bytes()
+        for p in tmp_path.rglob("*")
+        if p.is_file() and not p.name.startswith("gateway-")
+    )
+    if database_url.startswith("sqlite"):
+        stored += b"".join(p.read_bytes() for p in Path(database_url[10:]).parent.glob("*.db*"))
+    for name, secret in secrets.items():
+        assert secret not in log_text, name
+        assert secret.encode() not in stored, name
+    for name in ("admin", "provider", "user"):
+        assert all(secrets[name] not in text for text in responses), name
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**40), 2**40)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+bodies = st.one_of(
+    json_values,
+    st.fixed_dictionaries(
+        {"model": st.sampled_from(["gpt-4o", "missing"]) | st.text(max_size=10) | json_values},
+        optional={
+            "messages": json_values,
+            "stream": st.booleans() | json_values,
+            "stream_options": json_values,
+            "temperature": json_values,
+        },
+    ),
+)
+# Printable ASCII without outer whitespace (the client library refuses such header values).
+header_text = st.text(
+    alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=60
+).map(str.strip)
+
+
+def test_fuzzed_requests_never_get_a_gateway_5xx(
+    make_gateway: GatewayFactory, upstream: Upstream
+) -> None:
+    gateway = make_gateway(gateway_auth_failure_limit=0)
+    with Admin(gateway.url) as admin:
+        admin.model(admin.provider(upstream.base_url())["id"], "gpt-4o")
+        key = admin.key()["key"]
+    client = httpx.Client(base_url=gateway.url, timeout=30)
+
+    @settings(
+        max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    )
+    @given(
+        body=bodies,
+        raw=st.binary(max_size=64),
+        use_raw=st.booleans(),
+        request_id=header_text,
+        organisation=header_text,
+        auth=header_text,
+        good_key=st.booleans(),
+    )
+    def check(
+        body: Any,
+        raw: bytes,
+        use_raw: bool,
+        request_id: str,
+        organisation: str,
+        auth: str,
+        good_key: bool,
+    ) -> None:
+        headers = {
+            "Authorization": f"Bearer {key}" if good_key else auth,
+            "X-Request-ID": request_id,
+            "OpenAI-Organization": organisation,
+        }
+        content = raw if use_raw else json.dumps(body).encode()
+        response = client.post(CHAT, content=content, headers=headers)
+        if response.status_code >= 500:
+            # Only the upstream may answer 5xx, and then with its own body, passed through.
+            assert response.json()["error"]["type"] == "mock_error", response.text
+        else:
+            assert response.status_code in (200, 400, 401, 404, 413, 429), response.text
+            if response.status_code != 200:
+                assert set(response.json()["error"]) == {"message", "type", "code", "param"}
+
+    try:
+        check()
+    finally:
+        client.close()
+    assert httpx.get(gateway.url + "/health").status_code == 200
