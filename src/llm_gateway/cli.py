@@ -91,4 +91,53 @@ def serve(host: str | None, port: int | None, workers: int, log_level: str) -> N
         )
 
 
+@main.command("rotate-secret-key")
+@click.option(
+    "--new-key",
+    envvar="NEW_GATEWAY_SECRET_KEY",
+    required=True,
+    help="The new GATEWAY_SECRET_KEY (base64 of 32 random bytes).",
+)
+def rotate_secret_key(new_key: str) -> None:
+    """Re-encrypt every provider key under a new GATEWAY_SECRET_KEY.
+
+    Stop the gateway instances first; afterwards start them all with the new key.
+    """
+    import asyncio
+
+    from llm_gateway.db.engine import create_engine
+    from llm_gateway.security import SecretBox
+    from llm_gateway.services.secrets import reencrypt_keys
+    from llm_gateway.settings import decode_secret_key, sidecar
+
+    try:
+        config = Settings.load().resolve()
+        new_secret = decode_secret_key(new_key)
+    except ConfigError as exc:
+        _fail(str(exc))
+        return
+
+    async def run() -> int:
+        engine = create_engine(config.database_url)
+        try:
+            return await reencrypt_keys(engine, SecretBox(config.secret_key), SecretBox(new_secret))
+        finally:
+            await engine.dispose()
+
+    try:
+        count = asyncio.run(run())
+    except ValueError as exc:
+        _fail(str(exc))
+        return
+    if config.sqlite_path is not None and not os.environ.get("GATEWAY_SECRET_KEY"):
+        key_file = sidecar(config.sqlite_path, "secret-key")
+        key_file.write_text(new_key.strip() + "\n")
+        click.echo(f"Re-encrypted {count} provider key(s); the new key is saved in {key_file}.")
+    else:
+        click.echo(
+            f"Re-encrypted {count} provider key(s). Set GATEWAY_SECRET_KEY to the new key on "
+            "every instance before starting them."
+        )
+
+
 register_admin_commands(main)

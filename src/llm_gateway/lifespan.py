@@ -24,6 +24,7 @@ from llm_gateway.metrics import Metrics
 from llm_gateway.runtime import Runtime
 from llm_gateway.security import SecretBox
 from llm_gateway.services.retention import run_retention
+from llm_gateway.services.secrets import encrypt_plaintext_keys
 from llm_gateway.settings import Config
 from llm_gateway.state.bus import ChangeBus
 from llm_gateway.state.cache import Cache
@@ -90,6 +91,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         await connect_and_migrate(config, engine)
         box = SecretBox(config.secret_key)
+        encrypted = await encrypt_plaintext_keys(engine, box)
+        if encrypted:
+            log.info("encrypted %d provider keys that were stored in plaintext", encrypted)
         cache = Cache(box)
         store = Store(engine=engine, cache=cache, ledger=UsageLedger(cache), box=box)
         async with engine.connect() as conn:
