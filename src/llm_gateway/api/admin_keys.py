@@ -7,10 +7,22 @@ from typing import Any
 from fastapi import APIRouter, Depends, Response
 
 from llm_gateway.api.deps import StoreDep, require_admin
-from llm_gateway.api.schemas import KeyCreate, KeyCreated, KeyInfo, KeyUpdate, not_null_changes
+from llm_gateway.api.schemas import (
+    ERROR_RESPONSES,
+    KeyCreate,
+    KeyCreated,
+    KeyInfo,
+    KeyUpdate,
+    not_null_changes,
+)
 from llm_gateway.services import keys
 
-router = APIRouter(prefix="/admin/keys", tags=["keys"], dependencies=[Depends(require_admin)])
+router = APIRouter(
+    prefix="/admin/keys",
+    tags=["keys"],
+    dependencies=[Depends(require_admin)],
+    responses=ERROR_RESPONSES,
+)
 
 
 @router.post("", status_code=201, response_model=KeyCreated)

@@ -9,11 +9,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query
 
 from llm_gateway.api.deps import StoreDep, require_admin
+from llm_gateway.api.schemas import ERROR_RESPONSES
 from llm_gateway.errors import NotFound
 from llm_gateway.services import logs, stats
 from llm_gateway.services.logs import LogFilter
 
-router = APIRouter(prefix="/admin", tags=["observability"], dependencies=[Depends(require_admin)])
+router = APIRouter(
+    prefix="/admin",
+    tags=["observability"],
+    dependencies=[Depends(require_admin)],
+    responses=ERROR_RESPONSES,
+)
 
 
 @router.get("/logs")

@@ -7,10 +7,21 @@ from typing import Any
 from fastapi import APIRouter, Depends, Response
 
 from llm_gateway.api.deps import StoreDep, require_admin
-from llm_gateway.api.schemas import ModelCreate, ModelInfo, ModelUpdate, not_null_changes
+from llm_gateway.api.schemas import (
+    ERROR_RESPONSES,
+    ModelCreate,
+    ModelInfo,
+    ModelUpdate,
+    not_null_changes,
+)
 from llm_gateway.services import models
 
-router = APIRouter(prefix="/admin/models", tags=["models"], dependencies=[Depends(require_admin)])
+router = APIRouter(
+    prefix="/admin/models",
+    tags=["models"],
+    dependencies=[Depends(require_admin)],
+    responses=ERROR_RESPONSES,
+)
 
 
 @router.post("", status_code=201, response_model=ModelInfo)

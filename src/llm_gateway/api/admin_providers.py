@@ -7,11 +7,20 @@ from typing import Any
 from fastapi import APIRouter, Depends, Response
 
 from llm_gateway.api.deps import StoreDep, require_admin
-from llm_gateway.api.schemas import ProviderCreate, ProviderInfo, ProviderUpdate, not_null_changes
+from llm_gateway.api.schemas import (
+    ERROR_RESPONSES,
+    ProviderCreate,
+    ProviderInfo,
+    ProviderUpdate,
+    not_null_changes,
+)
 from llm_gateway.services import providers
 
 router = APIRouter(
-    prefix="/admin/providers", tags=["providers"], dependencies=[Depends(require_admin)]
+    prefix="/admin/providers",
+    tags=["providers"],
+    dependencies=[Depends(require_admin)],
+    responses=ERROR_RESPONSES,
 )
 
 

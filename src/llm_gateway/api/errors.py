@@ -42,7 +42,9 @@ async def _http_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     error_type = _HTTP_TYPES.get(exc.status_code, "invalid_request_error")
     code = "not_found" if exc.status_code == 404 else None
-    return _json(exc.status_code, error_body(str(exc.detail), error_type, code))
+    response = _json(exc.status_code, error_body(str(exc.detail), error_type, code))
+    response.headers.update(exc.headers or {})  # e.g. `Allow` on a 405
+    return response
 
 
 async def _database_error(_: Request, exc: Exception) -> Response:

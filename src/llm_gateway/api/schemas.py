@@ -17,6 +17,7 @@ from pydantic import (
     StrictInt,
     StrictStr,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 from llm_gateway.errors import BadRequest
 
@@ -48,10 +49,23 @@ def _finite(value: float) -> float:
     return value
 
 
-Name = Annotated[StrictStr, Field(max_length=128), AfterValidator(_stripped_nonempty)]
-ModelName = Annotated[StrictStr, Field(max_length=256), AfterValidator(_stripped_nonempty)]
+_VISIBLE = r"\S"  # at least one non-space character
+Name = Annotated[
+    StrictStr,
+    Field(min_length=1, max_length=128, pattern=_VISIBLE),
+    AfterValidator(_stripped_nonempty),
+]
+ModelName = Annotated[
+    StrictStr,
+    Field(min_length=1, max_length=256, pattern=_VISIBLE),
+    AfterValidator(_stripped_nonempty),
+]
 Secret = Annotated[StrictStr, Field(min_length=1, max_length=4096)]
-BaseUrl = Annotated[StrictStr, Field(max_length=2048), AfterValidator(_http_url)]
+BaseUrl = Annotated[
+    StrictStr,
+    Field(max_length=2048, pattern=r"^\s*https?://[^\s/?#@:]+(:[0-9]{1,5})?(/[^\s?#@]*)?\s*$"),
+    AfterValidator(_http_url),
+]
 Coefficient = Annotated[float, Field(ge=0, le=1_000_000), AfterValidator(_finite)]
 Budget = Annotated[StrictInt, Field(ge=0, le=2**62)]
 
@@ -69,11 +83,11 @@ class ProviderCreate(_Input):
 
 
 class ProviderUpdate(_Input):
-    name: Name | None = None
-    kind: ProviderKindName | None = None
-    api_key: Secret | None = None
+    name: Name | SkipJsonSchema[None] = None
+    kind: ProviderKindName | SkipJsonSchema[None] = None
+    api_key: Secret | SkipJsonSchema[None] = None
     base_url: BaseUrl | None = None
-    is_active: StrictBool | None = None
+    is_active: StrictBool | SkipJsonSchema[None] = None
 
 
 class ProviderInfo(BaseModel):
@@ -97,12 +111,12 @@ class ModelCreate(_Input):
 
 
 class ModelUpdate(_Input):
-    name: ModelName | None = None
-    provider_id: uuid.UUID | None = None
+    name: ModelName | SkipJsonSchema[None] = None
+    provider_id: uuid.UUID | SkipJsonSchema[None] = None
     provider_model_name: ModelName | None = None
-    is_active: StrictBool | None = None
-    input_token_coefficient: Coefficient | None = None
-    output_token_coefficient: Coefficient | None = None
+    is_active: StrictBool | SkipJsonSchema[None] = None
+    input_token_coefficient: Coefficient | SkipJsonSchema[None] = None
+    output_token_coefficient: Coefficient | SkipJsonSchema[None] = None
 
 
 class ModelInfo(BaseModel):
@@ -124,7 +138,7 @@ class KeyCreate(_Input):
 
 
 class KeyUpdate(_Input):
-    name: Name | None = None
+    name: Name | SkipJsonSchema[None] = None
     token_budget: Budget | None = None
     reset_usage: StrictBool = False
 
@@ -151,3 +165,30 @@ def not_null_changes(model: BaseModel, nullable: frozenset[str] = frozenset()) -
         if value is None and name not in nullable:
             raise BadRequest(f"'{name}' cannot be null", param=name)
     return changes
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    code: str | None
+    param: str | None
+
+
+class ErrorBody(BaseModel):
+    """Every error, in the OpenAI shape."""
+
+    error: ErrorDetail
+
+
+def _error(description: str) -> dict[str, object]:
+    return {"model": ErrorBody, "description": description}
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
+    400: _error("Invalid input"),
+    401: _error("Missing or wrong admin key"),
+    404: _error("No such resource"),
+    409: _error("Conflicts with existing data"),
+    429: _error("Too many failed authentications"),
+    503: _error("Database unavailable"),
+}
