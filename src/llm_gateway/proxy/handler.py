@@ -198,6 +198,31 @@ class ChatCompletions:
                 headers[name.decode()] = value.decode("latin-1")
         return headers
 
+    async def _open_upstream(
+        self,
+        route: Route,
+        body: bytes,
+        client_headers: Headers,
+        stream: bool,
+        id_header: Headers,
+        send: Send,
+        call: CallRecord,
+    ) -> aiohttp.ClientResponse | None:
+        """Send the request upstream; on a transport failure answer 502/504 and return None."""
+        session = self.rt.session
+        assert session is not None
+        try:
+            upstream = await session.post(
+                route.url, data=body, headers=self._upstream_headers(route, client_headers, stream)
+            )
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            await _fail(exc, send, call, id_header)
+            return None
+        call.first_byte()
+        call.status_code = upstream.status
+        call.response_id = upstream.headers.get("x-request-id")
+        return upstream
+
     async def _relay_json(
         self,
         route: Route,
@@ -207,32 +232,12 @@ class ChatCompletions:
         send: Send,
         call: CallRecord,
     ) -> None:
-        session = self.rt.session
-        assert session is not None
-        try:
-            async with session.post(
-                route.url, data=body, headers=self._upstream_headers(route, client_headers, False)
-            ) as upstream:
-                call.first_byte()
-                data = await upstream.read()
-                status = upstream.status
-                headers = _response_headers(upstream, id_header)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            error = classify(exc)
-            call.fail(error)
-            await send_error(send, error, id_header)
-            return
-        call.upstream_done()
-        call.status_code = status
-        call.is_error = status >= 400
-        call.response_id = headers_lookup(headers, b"x-request-id")
-        if status < 400:
-            call.read_usage_from_json(data)
-        else:
-            call.error_message = _excerpt(data)
-        if self.rt.config.log_response_body:
-            call.response_body = data
-        await send_bytes(send, status, data, headers)
+        upstream = await self._open_upstream(
+            route, body, client_headers, False, id_header, send, call
+        )
+        if upstream is not None:
+            async with upstream:
+                await self._relay_body(upstream, id_header, send, call)
 
     async def _relay_stream(
         self,
@@ -244,24 +249,16 @@ class ChatCompletions:
         call: CallRecord,
         drop_usage: bool,
     ) -> None:
-        session = self.rt.session
-        assert session is not None
-        try:
-            upstream = await session.post(
-                route.url, data=body, headers=self._upstream_headers(route, client_headers, True)
-            )
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            error = classify(exc)
-            call.fail(error)
-            await send_error(send, error, id_header)
+        upstream = await self._open_upstream(
+            route, body, client_headers, True, id_header, send, call
+        )
+        if upstream is None:
             return
         async with upstream:
-            call.first_byte()
-            call.status_code = upstream.status
-            call.response_id = upstream.headers.get("x-request-id")
             content_type = upstream.headers.get("content-type", "")
             if upstream.status != 200 or "text/event-stream" not in content_type:
-                await self._relay_unstreamed(upstream, id_header, send, call)
+                # A plain answer to a stream request (usually an error): relay it as it is.
+                await self._relay_body(upstream, id_header, send, call)
                 return
             headers = _SSE_HEADERS + _response_headers(upstream, id_header)[1:]
             await send({"type": "http.response.start", "status": 200, "headers": headers})
@@ -285,16 +282,14 @@ class ChatCompletions:
                 call.stream_usage(tap.usage)
             await send({"type": "http.response.body", "body": tail, "more_body": False})
 
-    async def _relay_unstreamed(
+    async def _relay_body(
         self, upstream: aiohttp.ClientResponse, id_header: Headers, send: Send, call: CallRecord
     ) -> None:
-        """An upstream that answered a stream request with a plain body (usually an error)."""
+        """Read the whole upstream answer and return it unchanged, reading usage on the way."""
         try:
             data = await upstream.read()
         except (aiohttp.ClientError, TimeoutError) as exc:
-            error = classify(exc)
-            call.fail(error)
-            await send_error(send, error, id_header)
+            await _fail(exc, send, call, id_header)
             return
         call.upstream_done()
         call.is_error = upstream.status >= 400
@@ -302,6 +297,8 @@ class ChatCompletions:
             call.error_message = _excerpt(data)
         else:
             call.read_usage_from_json(data)
+        if self.rt.config.log_response_body:
+            call.response_body = data
         await send_bytes(send, upstream.status, data, _response_headers(upstream, id_header))
 
     def _finish(self, call: CallRecord, route: Route | None) -> None:
@@ -351,11 +348,10 @@ def _response_headers(upstream: aiohttp.ClientResponse, id_header: Headers) -> H
     return headers
 
 
-def headers_lookup(headers: Headers, name: bytes) -> str | None:
-    for key, value in headers:
-        if key == name:
-            return value.decode("latin-1")
-    return None
+async def _fail(exc: BaseException, send: Send, call: CallRecord, id_header: Headers) -> None:
+    error = classify(exc)
+    call.fail(error)
+    await send_error(send, error, id_header)
 
 
 def _excerpt(data: bytes, limit: int = 500) -> str:
