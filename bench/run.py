@@ -206,7 +206,7 @@ def proxy_block(upstream_port: int) -> str:
 def start_gateway(h: Harness, name: str, env: dict[str, str], workers: int = 1) -> tuple[Proc, str]:
     port = free_port()
     folder = h.workdir / name
-    folder.mkdir()
+    folder.mkdir(exist_ok=True)  # an existing folder: restart on the same database
     full_env = {**os.environ, "ADMIN_KEY": ADMIN_KEY, "GATEWAY_SECRET_KEY": SECRET, **env}
     full_env.pop("LISTEN_ADDR", None)
     core = GATEWAY_CORE if workers == 1 else "0,1"
@@ -231,7 +231,7 @@ def start_gateway(h: Harness, name: str, env: dict[str, str], workers: int = 1) 
         cwd=folder,
     )
     url = f"http://127.0.0.1:{port}"
-    wait_until(lambda: _up(url + "/ready"), timeout=60)
+    wait_until(lambda: _up(url + "/ready"), timeout=120)
     return proc, url
 
 
@@ -480,31 +480,8 @@ def scaling(h: Harness, mock: int, drip: int, seconds: int, raw: list[str]) -> s
         proc.process.terminate()
         proc.process.wait(timeout=30)
         seed(h.workdir / f"scale-{keys}-{models}" / "llm-gateway.db", keys, models)
-        folder = h.workdir / f"scale-{keys}-{models}"
         t0 = time.monotonic()
-        port = free_port()
-        env = {**os.environ, "ADMIN_KEY": ADMIN_KEY, "GATEWAY_SECRET_KEY": SECRET}
-        proc = h.spawn(
-            f"scale-{keys}-{models}-again",
-            [
-                sys.executable,
-                "-m",
-                "llm_gateway",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-            ],
-            GATEWAY_CORE,
-            env=env,
-            cwd=folder,
-        )
-        url = f"http://127.0.0.1:{port}"
-        ready_url = url + "/ready"
-        wait_until(lambda: _up(ready_url), timeout=120)  # noqa: B023 - called right here
+        proc, url = start_gateway(h, f"scale-{keys}-{models}", {})
         start_s = time.monotonic() - t0
         run_case(f"{keys:,} keys, {models:,} models", url, key, proc, small, start_s)
         if keys == 1_000 and models == 10:
