@@ -3,9 +3,9 @@ FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md requirements.lock ./
 COPY src ./src
-RUN pip install . && useradd --system --uid 10001 --home /data gateway \
+RUN pip install --require-hashes -r requirements.lock && pip install --no-deps . && useradd --system --uid 10001 --home /data gateway \
     && mkdir -p /data && chown gateway /data
 
 USER gateway
