@@ -219,3 +219,30 @@ def test_fuzzed_requests_never_get_a_gateway_5xx(
     finally:
         client.close()
     assert httpx.get(gateway.url + "/health").status_code == 200
+
+
+def test_reservations_end_with_every_call(make_gateway: GatewayFactory, upstream: Upstream) -> None:
+    """Completed, failed and abandoned calls all give their budget reservation back."""
+    import uuid
+
+    gateway = make_gateway()
+    with Admin(gateway.url) as admin:
+        admin.model(admin.provider(upstream.base_url())["id"], "gpt-4o")
+        key = admin.key(token_budget=1_000_000)
+    assert _post(gateway.url, key["key"]).status_code == 200  # the model's cost is now known
+    assert _post(gateway.url, key["key"], "mode:status:500").status_code == 500
+    with httpx.stream(
+        "POST",
+        gateway.url + CHAT,
+        headers={"Authorization": f"Bearer {key['key']}"},
+        json={
+            "model": "gpt-4o",
+            "stream": True,
+            "messages": [{"role": "user", "content": "mode:drip"}],
+        },
+    ) as response:
+        next(response.iter_lines())  # abandon the stream after its first line
+    entry = gateway.runtime.store.cache.key_by_id(uuid.UUID(key["id"]))
+    wait_until(lambda: entry.reserved == 0, timeout=5)
+    assert _post(gateway.url, key["key"]).status_code == 200
+    assert entry.reserved == 0

@@ -125,13 +125,13 @@ class ChatCompletions:
                 await self._relay_json(route, outgoing, client_headers, id_header, send, call)
         except asyncio.CancelledError:
             if not call.client_gone:
-                call.release()
                 raise
             task.uncancel()
             call.status_code, call.is_error = _CLIENT_GONE_STATUS, True
             call.error_message = call.error_message or "client disconnected"
         finally:
             watcher.cancel()
+            call.release()  # whatever happened, the budget reservation ends with the call
         self._finish(call, route)
 
     # steps --------------------------------------------------------------------------------
