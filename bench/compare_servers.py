@@ -22,18 +22,7 @@ import run
 
 def command(server: str, port: int) -> list[str]:
     if server == "uvicorn":
-        return [
-            sys.executable,
-            "-m",
-            "llm_gateway",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ]
+        return run.serve_command(port)
     return [
         "granian",
         "--interface",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from llm_gateway.proxy.auth import FailedAuthThrottle
 
@@ -27,4 +27,3 @@ class Runtime:
     bus: ChangeBus | None = None
     warm: bool = False
     auth_throttle: FailedAuthThrottle = field(default_factory=lambda: FailedAuthThrottle(0))
-    extras: dict[str, Any] = field(default_factory=dict)

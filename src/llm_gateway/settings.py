@@ -66,7 +66,6 @@ class Settings(BaseSettings):
     def resolve(self) -> Config:
         database_url, sqlite_path = normalise_database_url(self.database_url)
         host, port = parse_listen_addr(self.listen_addr)
-        embedded = sqlite_path is not None
         admin_key = self._resolve_admin_key(sqlite_path)
         secret_key = self._resolve_secret_key(sqlite_path)
         if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
@@ -75,7 +74,6 @@ class Settings(BaseSettings):
         return Config(
             database_url=database_url,
             sqlite_path=sqlite_path,
-            embedded=embedded,
             redis_url=self.redis_url,
             admin_key=admin_key,
             admin_key_file=None
@@ -134,7 +132,6 @@ class Config:
 
     database_url: str
     sqlite_path: Path | None
-    embedded: bool
     redis_url: str | None
     admin_key: str
     admin_key_file: Path | None
