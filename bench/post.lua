@@ -12,3 +12,10 @@ local key = os.getenv("BENCH_KEY")
 if key ~= nil and key ~= "" then
   wrk.headers["Authorization"] = "Bearer " .. key
 end
+-- Optional pacing: each connection waits BENCH_DELAY_MS before its next request.
+local delay_ms = tonumber(os.getenv("BENCH_DELAY_MS") or "")
+if delay_ms ~= nil and delay_ms > 0 then
+  function delay()
+    return delay_ms
+  end
+end

@@ -296,8 +296,11 @@ def _ms(text: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def wrk(url: str, body: str, key: str, connections: int, seconds: int) -> WrkResult:
-    env = {**os.environ, "BENCH_BODY": "", "BENCH_KEY": key}
+def wrk(
+    url: str, body: str, key: str, connections: int, seconds: int, delay_ms: int = 0
+) -> WrkResult:
+    """One wrk run; `delay_ms` paces each connection (a fixed wait before every request)."""
+    env = {**os.environ, "BENCH_BODY": "", "BENCH_KEY": key, "BENCH_DELAY_MS": str(delay_ms)}
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
         handle.write(body)
     env["BENCH_BODY_FILE"] = handle.name
