@@ -29,6 +29,7 @@ from llm_gateway.settings import Config
 from llm_gateway.state.bus import ChangeBus
 from llm_gateway.state.cache import Cache
 from llm_gateway.state.log_writer import LogWriter
+from llm_gateway.state.shared_budget import SharedBudget
 from llm_gateway.state.store import Store
 from llm_gateway.state.usage import UsageLedger
 from llm_gateway.upstream.client import Timeouts, create_session
@@ -110,6 +111,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if config.redis_url:
             runtime.bus = ChangeBus(config.redis_url, store, config.resync_seconds)
             await runtime.bus.start()
+            runtime.shared_budget = SharedBudget(
+                runtime.bus, config.connect_timeout + config.read_timeout
+            )
         else:
             background(_periodic_resync(store, config.resync_seconds), "cache-resync")
         runtime.warm = True
@@ -117,6 +121,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         runtime.warm = False
+        if runtime.shared_budget is not None:
+            await runtime.shared_budget.drain()
         if runtime.bus is not None:
             await runtime.bus.stop()
         for task in tasks:

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from llm_gateway.settings import Config
     from llm_gateway.state.bus import ChangeBus
     from llm_gateway.state.log_writer import LogWriter
+    from llm_gateway.state.shared_budget import SharedBudget
     from llm_gateway.state.store import Store
 
 
@@ -25,5 +26,6 @@ class Runtime:
     log_writer: LogWriter | None = None
     metrics: Metrics | None = None
     bus: ChangeBus | None = None
+    shared_budget: SharedBudget | None = None
     warm: bool = False
     auth_throttle: FailedAuthThrottle = field(default_factory=lambda: FailedAuthThrottle(0))

@@ -2,7 +2,8 @@
 
 1. authenticate: SHA-256 of the bearer key, looked up in the in-process key cache;
 2. read and parse the body once; check `model` and `stream`;
-3. resolve the route from the in-process route cache; refuse an exhausted budget;
+3. resolve the route from the in-process route cache; refuse an exhausted budget and
+   reserve the call's expected cost;
 4. rewrite `model` and ask for stream usage only when needed, else forward the client's bytes;
 5. forward with the pooled client and relay the answer (streams chunk by chunk);
 6. account usage and enqueue one request-log row; neither delays the response.
@@ -102,6 +103,7 @@ class ChatCompletions:
             body = await read_body(receive, self.rt.config.max_body_bytes)
             call.request_body = body
             route, outgoing, stream, drop_usage = self._prepare(key, body, call)
+            await self._admit(key, call)
         except GatewayError as error:
             call.fail(error)
             await send_error(send, error, id_header)
@@ -162,12 +164,6 @@ class ChatCompletions:
         if route is None:
             raise ModelNotFound(f"the model '{model}' does not exist", param="model")
         call.set_route(route)
-        if key.exhausted():
-            raise QuotaExceeded("token budget exhausted for this key")
-        if key.token_budget is not None:
-            # Hold the expected cost while the call is in flight, so concurrent requests
-            # cannot all pass the budget check before any of them is charged.
-            call.reserve(key, self._expected_cost.get(model, 0))
 
         rewrite = route.upstream_model is not None
         drop_usage = False
@@ -182,6 +178,27 @@ class ChatCompletions:
             payload["model"] = route.upstream_model
         outgoing = orjson.dumps(payload) if rewrite or drop_usage else body
         return route, outgoing, stream, drop_usage
+
+    async def _admit(self, key: KeyEntry, call: CallRecord) -> None:
+        """Refuse an exhausted budget; otherwise hold the call's expected cost while it runs.
+
+        The reservation keeps concurrent requests from all passing the check before any of
+        them is charged; near the end of a budget it is shared with the other processes.
+        """
+        if key.exhausted():
+            raise QuotaExceeded("token budget exhausted for this key")
+        if key.token_budget is None:
+            return
+        cost = self._expected_cost.get(call.model_requested or "", 0)
+        call.reserve(key, cost)
+        shared = self.rt.shared_budget
+        if shared is not None and shared.near_end(key, cost):
+            member = await shared.reserve(key, cost)
+            if member is None:
+                call.release()
+                raise QuotaExceeded("token budget exhausted for this key")
+            if member:
+                call.shared_reservation = (key, member)
 
     def _upstream_headers(
         self, route: Route, client_headers: Headers, stream: bool
@@ -319,6 +336,9 @@ class ChatCompletions:
                 self._expected_cost[call.model_requested] = (
                     weighted if previous is None else (previous * 3 + weighted) // 4
                 )
+        if call.shared_reservation is not None and rt.shared_budget is not None:
+            rt.shared_budget.settle(*call.shared_reservation)
+            call.shared_reservation = None
         if rt.log_writer is not None:
             rt.log_writer.submit(
                 call.to_row(rt.config.log_request_body, rt.config.log_response_body)

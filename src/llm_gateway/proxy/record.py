@@ -37,6 +37,7 @@ class CallRecord:
         "reservation",
         "response_body",
         "response_id",
+        "shared_reservation",
         "started",
         "status_code",
         "total_tokens",
@@ -76,6 +77,7 @@ class CallRecord:
         self.client_gone = False
         self.upstream_error_kind: str | None = None
         self.reservation: tuple[KeyEntry, int] | None = None
+        self.shared_reservation: tuple[KeyEntry, str] | None = None
 
     def reserve(self, key: KeyEntry, tokens: int) -> None:
         if tokens > 0:

@@ -6,8 +6,8 @@ after every (re)connect and periodically, repairing anything a lost notice misse
 
 Shared usage. Each process adds the weighted tokens it counts to one Redis counter per key
 (`INCRBY`, batched every `sync_interval`), and reads back the totals of keys it served lately,
-so a budget is checked against usage from every process. The overshoot past a budget is bounded
-by the requests in flight for that key plus what all processes count within one sync interval.
+so a budget is checked against usage from every process. Near the end of a budget, admission
+goes through the reservations in `shared_budget`, shared by all processes.
 Each process still flushes its own counts to the database (the durable record), so the counters
 are rebuilt from the database if Redis loses them.
 
