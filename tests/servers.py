@@ -30,6 +30,7 @@ import uvicorn
 import uvloop
 
 from llm_gateway.app import create_app
+from llm_gateway.server import uvicorn_options
 from llm_gateway.settings import Config, Settings
 
 T = TypeVar("T")
@@ -306,15 +307,10 @@ class ThreadedGateway:
         self.server = uvicorn.Server(
             uvicorn.Config(
                 self.app,
+                **uvicorn_options(config),
                 host="127.0.0.1",
                 port=self.port,
-                loop="uvloop",
-                http="httptools",
-                lifespan="on",
-                access_log=False,
-                log_config=None,
                 timeout_graceful_shutdown=10,
-                proxy_headers=False,
             )
         )
         self.loop = uvloop.new_event_loop()

@@ -246,3 +246,75 @@ def test_reservations_end_with_every_call(make_gateway: GatewayFactory, upstream
     wait_until(lambda: entry.reserved == 0, timeout=5)
     assert _post(gateway.url, key["key"]).status_code == 200
     assert entry.reserved == 0
+
+
+def _nested(levels: int) -> Any:
+    value: Any = []
+    for _ in range(levels - 1):
+        value = [value]
+    return value
+
+
+def test_request_bodies_nesting_deeper_than_the_limit_are_refused(
+    make_gateway: GatewayFactory, upstream: Upstream
+) -> None:
+    gateway = make_gateway(gateway_max_json_depth=16)
+    with Admin(gateway.url) as admin:
+        admin.model(admin.provider(upstream.base_url())["id"], "gpt-4o")
+        key = admin.key()["key"]
+    # The body object is level 1, so a 15-level value under it reaches the limit exactly.
+    assert _post(gateway.url, key, metadata=_nested(15)).status_code == 200
+    refused = _post(gateway.url, key, metadata=_nested(16))
+    assert refused.status_code == 400
+    assert refused.json()["error"]["code"] == "json_too_deep"
+    # Deeper than the parser goes at all: still a clean 400.
+    deepest = httpx.post(
+        gateway.url + CHAT,
+        headers={"Authorization": f"Bearer {key}"},
+        content=b'{"model": "gpt-4o", "x": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+    )
+    assert deepest.status_code == 400
+    assert deepest.json()["error"]["code"] == "invalid_json"
+    # Brackets inside strings do not count as nesting.
+    assert _post(gateway.url, key, "[{" * 100).status_code == 200
+
+
+def _raw_request(url: str, head: bytes) -> tuple[int, bytes]:
+    """Send a hand-made request head and read the answer until the server closes."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    assert parts.hostname is not None and parts.port is not None
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as conn:
+        conn.sendall(head)
+        received = b""
+        while chunk := conn.recv(65536):
+            received += chunk
+    status = int(received.split(b" ", 2)[1])
+    return status, received.split(b"\r\n\r\n", 1)[1]
+
+
+def test_request_heads_larger_than_the_limit_are_refused(
+    make_gateway: GatewayFactory, upstream: Upstream
+) -> None:
+    gateway = make_gateway(gateway_max_header_bytes=4096)
+    fits = b"x" * 3000
+    too_big = b"x" * 5000
+    ok, _ = _raw_request(
+        gateway.url, b"GET /health HTTP/1.1\r\nConnection: close\r\nX-Pad: " + fits + b"\r\n\r\n"
+    )
+    assert ok == 200
+    status, body = _raw_request(
+        gateway.url,
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\nX-Pad: " + too_big + b"\r\n\r\n",
+    )
+    assert status == 431
+    assert json.loads(body)["error"]["code"] == "headers_too_large"
+    status, _ = _raw_request(gateway.url, b"GET /health?" + too_big + b" HTTP/1.1\r\n\r\n")
+    assert status == 431
+    # Many small headers add up.
+    many = b"".join(b"X-H%d: %s\r\n" % (i, b"y" * 100) for i in range(60))
+    status, _ = _raw_request(gateway.url, b"GET /health HTTP/1.1\r\nHost: t\r\n" + many + b"\r\n")
+    assert status == 431
+    assert httpx.get(gateway.url + "/health").status_code == 200

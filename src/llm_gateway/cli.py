@@ -39,6 +39,7 @@ def serve(host: str | None, port: int | None, workers: int, log_level: str) -> N
     import uvicorn
 
     from llm_gateway.logging_setup import configure_logging
+    from llm_gateway.server import uvicorn_options
 
     try:
         config = Settings.load().resolve()
@@ -59,19 +60,12 @@ def serve(host: str | None, port: int | None, workers: int, log_level: str) -> N
     bind_host = host or config.host
     bind_port = config.port if port is None else port
     click.echo(f"llm-gateway listening on http://{bind_host}:{bind_port}  (admin docs at /docs)")
-    common = dict(
-        host=bind_host,
-        port=bind_port,
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        access_log=False,
-        server_header=False,
-        log_config=None,
-        timeout_graceful_shutdown=30,
-        timeout_keep_alive=75,
-        proxy_headers=False,  # no forwarding headers are read; skip that middleware
-    )
+    common = {
+        **uvicorn_options(config),
+        "host": bind_host,
+        "port": bind_port,
+        "timeout_graceful_shutdown": 30,
+    }
     # uvicorn stops gracefully on SIGTERM/SIGINT, then re-raises the signal; a clean stop
     # after a graceful shutdown is a success, so exit 0 instead of dying by the signal.
     for stop_signal in (signal.SIGTERM, signal.SIGINT):
@@ -79,7 +73,7 @@ def serve(host: str | None, port: int | None, workers: int, log_level: str) -> N
     if workers == 1:
         from llm_gateway.app import create_app
 
-        uvicorn.run(create_app(config), **common)  # type: ignore[arg-type]
+        uvicorn.run(create_app(config), **common)
         return
     with tempfile.TemporaryDirectory(prefix="llm-gateway-metrics-") as metrics_dir:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
@@ -87,7 +81,7 @@ def serve(host: str | None, port: int | None, workers: int, log_level: str) -> N
             "llm_gateway.app:create_app_from_environment",
             factory=True,
             workers=workers,
-            **common,  # type: ignore[arg-type]
+            **common,
         )
 
 

@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     gateway_connect_timeout: float = Field(default=10.0, gt=0)
     gateway_read_timeout: float = Field(default=600.0, gt=0)
     gateway_max_body_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
+    gateway_max_header_bytes: int = Field(default=32 * 1024, ge=1024)
+    gateway_max_json_depth: int = Field(default=64, ge=2, le=1000)
     gateway_usage_flush_seconds: float = Field(default=1.0, gt=0)
     gateway_resync_seconds: float = Field(default=30.0, gt=0)
     gateway_startup_timeout: float = Field(default=60.0, ge=0)
@@ -91,6 +93,8 @@ class Settings(BaseSettings):
             connect_timeout=self.gateway_connect_timeout,
             read_timeout=self.gateway_read_timeout,
             max_body_bytes=self.gateway_max_body_bytes,
+            max_header_bytes=self.gateway_max_header_bytes,
+            max_json_depth=self.gateway_max_json_depth,
             usage_flush_seconds=self.gateway_usage_flush_seconds,
             resync_seconds=self.gateway_resync_seconds,
             startup_timeout=self.gateway_startup_timeout,
@@ -145,6 +149,8 @@ class Config:
     connect_timeout: float = 10.0
     read_timeout: float = 600.0
     max_body_bytes: int = 32 * 1024 * 1024
+    max_header_bytes: int = 32 * 1024
+    max_json_depth: int = 64
     usage_flush_seconds: float = 1.0
     resync_seconds: float = 30.0
     startup_timeout: float = 60.0

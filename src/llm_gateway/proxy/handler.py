@@ -28,6 +28,7 @@ from llm_gateway.errors import (
     ModelNotFound,
     QuotaExceeded,
 )
+from llm_gateway.json_depth import nests_deeper_than
 from llm_gateway.logging_setup import request_context
 from llm_gateway.proxy.asgi import (
     Headers,
@@ -147,6 +148,12 @@ class ChatCompletions:
             raise BadRequest("request body is not valid JSON", code="invalid_json") from None
         if not isinstance(payload, dict):
             raise BadRequest("request body must be a JSON object", code="invalid_json")
+        limit = self.rt.config.max_json_depth
+        if nests_deeper_than(body, payload, limit):
+            raise BadRequest(
+                f"request body nests arrays and objects deeper than {limit} levels",
+                code="json_too_deep",
+            )
         model = payload.get("model")
         if not isinstance(model, str) or not model:
             raise BadRequest("'model' is required and must be a string", param="model")
