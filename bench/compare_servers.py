@@ -14,10 +14,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import run
+from tests.servers import free_port, wait_until
+
+from bench import run
 
 
 def command(server: str, port: int) -> list[str]:
@@ -57,15 +58,15 @@ def main() -> None:
         for index, server in enumerate(("uvicorn", "granian", "uvicorn", "granian")):
             folder = workdir / f"{server}-{index}"
             folder.mkdir()
-            port = run.free_port()
+            port = free_port()
             env = {**os.environ, "ADMIN_KEY": run.ADMIN_KEY, "GATEWAY_SECRET_KEY": run.SECRET}
             proc = harness.spawn(
                 folder.name, command(server, port), run.GATEWAY_CORE, env=env, cwd=folder
             )
             url = f"http://127.0.0.1:{port}"
             ready = url + "/ready"
-            run.wait_until(lambda: run._up(ready), timeout=60)  # noqa: B023
-            key = run.configure_gateway(url, mock, run.free_port())
+            wait_until(lambda: run._up(ready), timeout=60)  # noqa: B023
+            key = run.configure_gateway(url, mock, free_port())
             target = url + "/v1/chat/completions"
             loaded = run.wrk(target, json_body, key, 64, 8)
             streams = run.wrk(target, sse_body, key, 64, 8)

@@ -58,7 +58,7 @@ def main() -> None:
                 base_url=gateway.url, timeout=120, headers={"Authorization": f"Bearer {ADMIN_KEY}"}
             )
             key = "00000000-0000-4000-8000-000000000007"
-            shapes = {
+            shapes: dict[str, dict[str, str | int]] = {
                 "newest page (per_page=50)": {"per_page": 50},
                 "page 100": {"per_page": 50, "page": 100},
                 "by key": {"key_id": key},

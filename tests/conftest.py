@@ -5,6 +5,7 @@ Tests that take `gateway` run once on the embedded default (SQLite) and once on 
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,8 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.audit import AUDIT
 from tests.servers import (
     ADMIN_KEY,
+    SECRET_KEY,
     Postgres,
     Redis,
     ThreadedGateway,
@@ -27,6 +30,31 @@ from tests.servers import (
 )
 
 BACKENDS = ["sqlite", "postgres"]
+SUITE_LOG = "suite-gateway.log"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked `last` run after all others (the secrets audit reads what they left)."""
+    items.sort(key=lambda item: item.get_closest_marker("last") is not None)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def secret_audit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Log every in-process gateway to one file, and dump databases for the audit."""
+    AUDIT.folder = tmp_path_factory.mktemp("secret-audit")
+    AUDIT.register(ADMIN_KEY, SECRET_KEY)
+    handler = logging.FileHandler(AUDIT.folder / SUITE_LOG)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    watched = [logging.getLogger(name) for name in ("llm_gateway", "uvicorn")]
+    levels = [logger.level for logger in watched]
+    for logger in watched:
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG)
+    yield
+    for logger, level in zip(watched, levels, strict=True):
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    handler.close()
 
 
 @pytest.fixture(scope="session")
@@ -101,10 +129,13 @@ class Admin:
         self.http.close()
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        return self.http.request(method, path, **kwargs)
+        response = self.http.request(method, path, **kwargs)
+        if response.headers.get("content-type", "").startswith("application/json"):
+            AUDIT.register_admin_exchange(kwargs.get("json"), response.json())
+        return response
 
     def ok(self, method: str, path: str, expected: int = 200, **kwargs: Any) -> Any:
-        response = self.http.request(method, path, **kwargs)
+        response = self.request(method, path, **kwargs)
         assert response.status_code == expected, response.text
         return response.json() if response.content else None
 

@@ -32,6 +32,7 @@ import uvloop
 from llm_gateway.app import create_app
 from llm_gateway.server import uvicorn_options
 from llm_gateway.settings import Config, Settings
+from tests.audit import AUDIT
 
 T = TypeVar("T")
 PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
@@ -122,6 +123,7 @@ class Postgres:
         return name
 
     def drop_database(self, name: str) -> None:
+        AUDIT.dump_postgres(self.dsn(name), name)  # the secrets audit reads it at the end
         asyncio.run(self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
     async def _admin(self, statement: str) -> None:
@@ -291,6 +293,9 @@ def gateway_config(database_url: str, **overrides: Any) -> Config:
         "listen_addr": "127.0.0.1:0",
         "redis_url": None,
         "gateway_usage_flush_seconds": 0.2,
+        # Bodies are stored unless a test says otherwise, so the secrets audit sees them.
+        "log_request_body": True,
+        "log_response_body": True,
         **overrides,
     }
     return Settings.load(**values).resolve()
@@ -350,7 +355,7 @@ class GatewayProcess:
     def __init__(self, env: dict[str, str], cwd: Path, workers: int = 1) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, **env}
+        self.env = {**os.environ, "LOG_REQUEST_BODY": "true", "LOG_RESPONSE_BODY": "true", **env}
         for name in ("LISTEN_ADDR",):
             self.env.pop(name, None)
         self.cwd = cwd
