@@ -8,7 +8,8 @@ key, scored by expiry) to the shared usage counter and refuses when the budget i
 records the reservation. When the call ends, its charge is added to the counter and its
 reservation removed in the same transaction, so no other process ever sees neither.
 
-If Redis fails, admission falls back to the process's own view (the per-process bound holds).
+If Redis fails, admission falls back to the process's own view (the per-process bound holds)
+and stops asking Redis for `RETRY_SECONDS`, so requests do not each wait on a dead link.
 A reservation left by a process that died expires after the longest a call may take.
 """
 
@@ -28,6 +29,7 @@ from llm_gateway.state.cache import KeyEntry
 log = logging.getLogger("llm_gateway.redis")
 
 NEAR_END_CALLS = 256
+RETRY_SECONDS = 1.0
 
 # KEYS: usage counter, reservation set. ARGV: now (ms), expiry (ms), member, budget,
 # this process's view of usage (used when the counter is missing), its unshared counts.
@@ -63,9 +65,12 @@ class SharedBudget:
         self._ids = itertools.count()
         self._settling: set[asyncio.Task[None]] = set()
         self._failing = False
+        self._retry_at = 0.0  # after a failure, calls do not wait on Redis until then
 
     def near_end(self, key: KeyEntry, cost: int) -> bool:
         if key.token_budget is None or not self._bus.connected:
+            return False
+        if self._failing and time.monotonic() < self._retry_at:
             return False
         room = key.token_budget - key.tokens_used - key.reserved
         return room < NEAR_END_CALLS * max(cost, 1)
@@ -128,6 +133,7 @@ class SharedBudget:
             await asyncio.gather(*self._settling, return_exceptions=True)
 
     def _warn(self, exc: BaseException) -> None:
+        self._retry_at = time.monotonic() + RETRY_SECONDS
         if not self._failing:
             log.warning(
                 "shared budget reservation failed (%s); admitting on this process's view",
