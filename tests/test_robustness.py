@@ -285,7 +285,8 @@ def _raw_request(url: str, head: bytes) -> tuple[int, bytes]:
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
-    assert parts.hostname is not None and parts.port is not None
+    assert parts.hostname is not None
+    assert parts.port is not None
     with socket.create_connection((parts.hostname, parts.port), timeout=10) as conn:
         conn.sendall(head)
         received = b""
