@@ -17,6 +17,7 @@ import asyncio
 import logging
 import os
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -63,6 +64,25 @@ _CLIENT_GONE_STATUS = 499
 log = logging.getLogger("llm_gateway.proxy")
 
 
+@dataclass(frozen=True, slots=True)
+class Forward:
+    """What goes upstream for one call."""
+
+    route: Route
+    body: bytes
+    headers: dict[str, str]
+    stream: bool
+    drop_usage: bool  # the client did not ask for the usage chunk we added
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """How to answer the client: its ASGI `send` and the headers every answer carries."""
+
+    send: Send
+    id_header: Headers
+
+
 class ChatCompletions:
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
@@ -83,19 +103,19 @@ class ChatCompletions:
                 client_headers.append((name, value))
         if gateway_id is None:
             gateway_id = os.urandom(16).hex()
-        id_header = [(b"x-gateway-request-id", gateway_id.encode("latin-1"))]
+        reply = Reply(send, [(b"x-gateway-request-id", gateway_id.encode("latin-1"))])
 
         if scope["method"] != "POST":
             error = BadRequest("use POST for /v1/chat/completions", code="method_not_allowed")
             error.status = 405
-            await send_error(send, error, id_header)
+            await send_error(send, error, reply.id_header)
             return
         store = self.rt.store
         assert store is not None
         key = authenticate(store.cache, authorization)
         if key is None:
             throttled = self.rt.auth_throttle.failed(client_address(scope))
-            await send_error(send, TOO_MANY_FAILURES if throttled else INVALID_KEY, id_header)
+            await send_error(send, TOO_MANY_FAILURES if throttled else INVALID_KEY, reply.id_header)
             return
 
         call = CallRecord(gateway_id, key.id, started)
@@ -103,11 +123,11 @@ class ChatCompletions:
         try:
             body = await read_body(receive, self.rt.config.max_body_bytes)
             call.request_body = body
-            route, outgoing, stream, drop_usage = self._prepare(key, body, call)
+            forward = self._prepare(body, client_headers, call)
             await self._admit(key, call)
         except GatewayError as error:
             call.fail(error)
-            await send_error(send, error, id_header)
+            await send_error(send, error, reply.id_header)
             self._finish(call, None)
             return
         except ConnectionResetError:
@@ -120,12 +140,10 @@ class ChatCompletions:
         assert task is not None
         watcher = asyncio.create_task(_cancel_on_disconnect(receive, task, call))
         try:
-            if stream:
-                await self._relay_stream(
-                    route, outgoing, client_headers, id_header, send, call, drop_usage
-                )
+            if forward.stream:
+                await self._relay_stream(forward, reply, call)
             else:
-                await self._relay_json(route, outgoing, client_headers, id_header, send, call)
+                await self._relay_json(forward, reply, call)
         except asyncio.CancelledError:
             if not call.client_gone:
                 raise
@@ -135,13 +153,11 @@ class ChatCompletions:
         finally:
             watcher.cancel()
             call.release()  # whatever happened, the budget reservation ends with the call
-        self._finish(call, route)
+        self._finish(call, forward.route)
 
     # steps --------------------------------------------------------------------------------
-    def _prepare(
-        self, key: KeyEntry, body: bytes, call: CallRecord
-    ) -> tuple[Route, bytes, bool, bool]:
-        """Validate the request and build the upstream body; returns (route, body, stream, drop)."""
+    def _prepare(self, body: bytes, client_headers: Headers, call: CallRecord) -> Forward:
+        """Validate the request and build what goes upstream."""
         try:
             payload = orjson.loads(body)
         except orjson.JSONDecodeError:
@@ -183,8 +199,13 @@ class ChatCompletions:
                 payload["stream_options"] = options
         if rewrite:
             payload["model"] = route.upstream_model
-        outgoing = orjson.dumps(payload) if rewrite or drop_usage else body
-        return route, outgoing, stream, drop_usage
+        return Forward(
+            route=route,
+            body=orjson.dumps(payload) if rewrite or drop_usage else body,
+            headers=_upstream_headers(route, client_headers, stream),
+            stream=stream,
+            drop_usage=drop_usage,
+        )
 
     async def _admit(self, key: KeyEntry, call: CallRecord) -> None:
         """Refuse an exhausted budget; otherwise hold the call's expected cost while it runs.
@@ -207,86 +228,44 @@ class ChatCompletions:
             if member:
                 call.shared_reservation = (key, member)
 
-    def _upstream_headers(
-        self, route: Route, client_headers: Headers, stream: bool
-    ) -> dict[str, str]:
-        headers = {
-            "Authorization": route.authorization,
-            "Content-Type": "application/json",
-            "Accept": "text/event-stream" if stream else "application/json",
-        }
-        kind = KINDS.get(route.provider_kind)
-        allowed = kind.forwarded_headers if kind is not None else ()
-        for name, value in client_headers:
-            if name in allowed:
-                headers[name.decode()] = value.decode("latin-1")
-        return headers
-
     async def _open_upstream(
-        self,
-        route: Route,
-        body: bytes,
-        client_headers: Headers,
-        stream: bool,
-        id_header: Headers,
-        send: Send,
-        call: CallRecord,
+        self, forward: Forward, reply: Reply, call: CallRecord
     ) -> aiohttp.ClientResponse | None:
         """Send the request upstream; on a transport failure answer 502/504 and return None."""
         session = self.rt.session
         assert session is not None
         try:
             upstream = await session.post(
-                route.url, data=body, headers=self._upstream_headers(route, client_headers, stream)
+                forward.route.url, data=forward.body, headers=forward.headers
             )
         except (aiohttp.ClientError, TimeoutError) as exc:
-            await _fail(exc, send, call, id_header)
+            await _fail(exc, reply, call)
             return None
         call.first_byte()
         call.status_code = upstream.status
         call.response_id = upstream.headers.get("x-request-id")
         return upstream
 
-    async def _relay_json(
-        self,
-        route: Route,
-        body: bytes,
-        client_headers: Headers,
-        id_header: Headers,
-        send: Send,
-        call: CallRecord,
-    ) -> None:
-        upstream = await self._open_upstream(
-            route, body, client_headers, False, id_header, send, call
-        )
+    async def _relay_json(self, forward: Forward, reply: Reply, call: CallRecord) -> None:
+        upstream = await self._open_upstream(forward, reply, call)
         if upstream is not None:
             async with upstream:
-                await self._relay_body(upstream, id_header, send, call)
+                await self._relay_body(upstream, reply, call)
 
-    async def _relay_stream(
-        self,
-        route: Route,
-        body: bytes,
-        client_headers: Headers,
-        id_header: Headers,
-        send: Send,
-        call: CallRecord,
-        drop_usage: bool,
-    ) -> None:
-        upstream = await self._open_upstream(
-            route, body, client_headers, True, id_header, send, call
-        )
+    async def _relay_stream(self, forward: Forward, reply: Reply, call: CallRecord) -> None:
+        upstream = await self._open_upstream(forward, reply, call)
         if upstream is None:
             return
         async with upstream:
             content_type = upstream.headers.get("content-type", "")
             if upstream.status != 200 or "text/event-stream" not in content_type:
                 # A plain answer to a stream request (usually an error): relay it as it is.
-                await self._relay_body(upstream, id_header, send, call)
+                await self._relay_body(upstream, reply, call)
                 return
-            headers = _SSE_HEADERS + _response_headers(upstream, id_header)[1:]
+            send = reply.send
+            headers = _SSE_HEADERS + _response_headers(upstream, reply.id_header)[1:]
             await send({"type": "http.response.start", "status": 200, "headers": headers})
-            tap = UsageTap(drop_usage)
+            tap = UsageTap(forward.drop_usage)
             keep_chunks = self.rt.config.log_response_body
             try:
                 async for chunk in upstream.content.iter_any():
@@ -307,13 +286,13 @@ class ChatCompletions:
             await send({"type": "http.response.body", "body": tail, "more_body": False})
 
     async def _relay_body(
-        self, upstream: aiohttp.ClientResponse, id_header: Headers, send: Send, call: CallRecord
+        self, upstream: aiohttp.ClientResponse, reply: Reply, call: CallRecord
     ) -> None:
         """Read the whole upstream answer and return it unchanged, reading usage on the way."""
         try:
             data = await upstream.read()
         except (aiohttp.ClientError, TimeoutError) as exc:
-            await _fail(exc, send, call, id_header)
+            await _fail(exc, reply, call)
             return
         call.upstream_done()
         call.is_error = upstream.status >= 400
@@ -323,7 +302,9 @@ class ChatCompletions:
             call.read_usage_from_json(data)
         if self.rt.config.log_response_body:
             call.response_body = data
-        await send_bytes(send, upstream.status, data, _response_headers(upstream, id_header))
+        await send_bytes(
+            reply.send, upstream.status, data, _response_headers(upstream, reply.id_header)
+        )
 
     def _finish(self, call: CallRecord, route: Route | None) -> None:
         rt = self.rt
@@ -365,6 +346,20 @@ async def _cancel_on_disconnect(
             return
 
 
+def _upstream_headers(route: Route, client_headers: Headers, stream: bool) -> dict[str, str]:
+    headers = {
+        "Authorization": route.authorization,
+        "Content-Type": "application/json",
+        "Accept": "text/event-stream" if stream else "application/json",
+    }
+    kind = KINDS.get(route.provider_kind)
+    allowed = kind.forwarded_headers if kind is not None else ()
+    for name, value in client_headers:
+        if name in allowed:
+            headers[name.decode()] = value.decode("latin-1")
+    return headers
+
+
 def _response_headers(upstream: aiohttp.ClientResponse, id_header: Headers) -> Headers:
     content_type = upstream.headers.get("content-type", "application/json").encode("latin-1")
     headers: Headers = [(b"content-type", content_type), *id_header]
@@ -375,10 +370,10 @@ def _response_headers(upstream: aiohttp.ClientResponse, id_header: Headers) -> H
     return headers
 
 
-async def _fail(exc: BaseException, send: Send, call: CallRecord, id_header: Headers) -> None:
+async def _fail(exc: BaseException, reply: Reply, call: CallRecord) -> None:
     error = classify(exc)
     call.fail(error)
-    await send_error(send, error, id_header)
+    await send_error(reply.send, error, reply.id_header)
 
 
 def _excerpt(data: bytes, limit: int = 500) -> str:
