@@ -157,6 +157,10 @@ class Admin:
         body = {"name": f"k-{os.urandom(4).hex()}", **fields}
         return dict(self.ok("POST", "/admin/keys", 201, json=body))
 
+    def tokens_used(self, key_id: str) -> int:
+        keys = self.ok("GET", "/admin/keys")
+        return int(next(k for k in keys if k["id"] == key_id)["tokens_used"])
+
 
 @pytest.fixture
 def admin(gateway: ThreadedGateway) -> Iterator[Admin]:
