@@ -71,6 +71,13 @@ def pair(
         postgres_server.drop_database(name)
 
 
+def _metric(gateway: GatewayProcess, name: str) -> float:
+    for line in httpx.get(gateway.url + "/metrics").text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} not in /metrics")
+
+
 def _route(admin: Admin, upstream: Upstream) -> dict[str, Any]:
     provider = admin.provider(upstream.base_url())
     return admin.model(provider["id"], "gpt-4o")
@@ -161,6 +168,10 @@ def test_concurrent_requests_on_two_processes_cannot_overrun_a_budget(
         wait_until(lambda: admin.tokens_used(key["id"]) == 350)
         assert _status(first, key["key"]) == 429
         assert _status(second, key["key"]) == 429
+    # Both processes asked Redis, and the refusals are visible in their metrics.
+    refused = [_metric(gateway, "llm_gateway_budget_shared_refused") for gateway in pair[:2]]
+    assert all(count > 0 for count in refused), refused
+    assert sum(refused) <= 54
 
 
 def test_budget_near_its_end_is_enforced_locally_while_redis_is_down(

@@ -76,6 +76,11 @@ def read_state(runtime: Runtime) -> dict[str, float]:
         state["database_up"] = 1.0 if writer.healthy else 0.0
     if bus is not None:
         state["redis_up"] = 1.0 if bus.connected else 0.0
+    shared = runtime.shared_budget
+    if shared is not None:
+        state["budget_shared_asked"] = shared.asked
+        state["budget_shared_refused"] = shared.refused
+        state["budget_shared_failed"] = shared.failed
     return state
 
 

@@ -66,6 +66,10 @@ class SharedBudget:
         self._settling: set[asyncio.Task[None]] = set()
         self._failing = False
         self._retry_at = 0.0  # after a failure, calls do not wait on Redis until then
+        # Counts for /metrics: admissions asked of Redis, refused by it, failed to reach it.
+        self.asked = 0
+        self.refused = 0
+        self.failed = 0
 
     def near_end(self, key: KeyEntry, cost: int) -> bool:
         if key.token_budget is None or not self._bus.connected:
@@ -84,6 +88,7 @@ class SharedBudget:
         assert key.token_budget is not None
         now = int(time.time() * 1000)
         member = f"{self._bus.instance}:{next(self._ids)}:{cost}"
+        self.asked += 1
         try:
             admitted = await self._reserve(
                 keys=[counter_name(key.id), reservations_name(key.id)],
@@ -100,7 +105,10 @@ class SharedBudget:
             self._warn(exc)
             return ""
         self._failing = False
-        return member if admitted else None
+        if not admitted:
+            self.refused += 1
+            return None
+        return member
 
     def settle(self, key: KeyEntry, member: str) -> None:
         """Move the key's counts made here to the shared counter and drop the reservation.
@@ -133,6 +141,7 @@ class SharedBudget:
             await asyncio.gather(*self._settling, return_exceptions=True)
 
     def _warn(self, exc: BaseException) -> None:
+        self.failed += 1
         self._retry_at = time.monotonic() + RETRY_SECONDS
         if not self._failing:
             log.warning(
