@@ -15,8 +15,8 @@ from typing import Any
 import asyncpg
 
 # Files that hold a secret by design: the embedded default's generated admin and secret keys
-# (mode 0600 beside the database) and the .env files the settings tests write.
-BY_DESIGN_SUFFIXES = (".admin-key", ".secret-key", ".env")
+# (mode 0600 beside the database).
+BY_DESIGN_SUFFIXES = (".admin-key", ".secret-key")
 
 
 class SecretAudit:
