@@ -301,6 +301,38 @@ def test_workers_share_one_port(
         postgres_server.drop_database(name)
 
 
+def test_usage_counted_before_a_reset_elsewhere_is_not_re_added(
+    postgres_server: Postgres, upstream: Upstream, tmp_path: Path
+) -> None:
+    """A process flushing counts made before another process reset the key must not land them."""
+    name = postgres_server.create_database()
+    env = {
+        "DATABASE_URL": postgres_server.dsn(name),
+        "ADMIN_KEY": ADMIN_KEY,
+        "GATEWAY_SECRET_KEY": SECRET_KEY,
+    }
+    # No Redis: the slow process hears of the reset only at its next resync, a minute away.
+    slow_env = {**env, "GATEWAY_USAGE_FLUSH_SECONDS": "60", "GATEWAY_RESYNC_SECONDS": "60"}
+    admin_side = GatewayProcess(env, tmp_path).start()
+    try:
+        with Admin(admin_side.url) as admin:
+            _route(admin, upstream)
+            created = admin.key()
+            slow = GatewayProcess(slow_env, tmp_path).start()  # loads the key at start
+            assert [_status(slow, created["key"]) for _ in range(3)] == [200] * 3  # 45, unflushed
+            admin.ok("PUT", f"/admin/keys/{created['id']}", json={"reset_usage": True})
+            assert slow.stop() == 0  # the last flush on shutdown
+            assert admin.tokens_used(created["id"]) == 0
+            # Counts that began after the reset do land.
+            slow = GatewayProcess(slow_env, tmp_path).start()
+            assert _status(slow, created["key"]) == 200
+            assert slow.stop() == 0
+            assert admin.tokens_used(created["id"]) == 15
+    finally:
+        admin_side.stop()
+        postgres_server.drop_database(name)
+
+
 def test_workers_without_redis_are_refused(tmp_path: Path) -> None:
     import subprocess
     import sys

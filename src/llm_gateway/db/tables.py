@@ -76,6 +76,8 @@ user_keys = sa.Table(
     sa.Column("is_active", sa.Boolean, nullable=False, default=True),
     sa.Column("token_budget", sa.BigInteger, nullable=True),
     sa.Column("tokens_used", sa.BigInteger, nullable=False, default=0),
+    # Usage flushes counted from before this instant are dropped (see state/usage.py).
+    sa.Column("usage_reset_at", UTCDateTime, nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
 )

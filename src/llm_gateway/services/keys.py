@@ -66,6 +66,7 @@ async def update_key(store: Store, ident: str, changes: dict[str, Any]) -> dict[
     values = dict(changes)
     if reset:
         values["tokens_used"] = 0
+        values["usage_reset_at"] = utcnow()  # other processes drop what they counted before
     async with store.ledger.lock:
         if not reset:  # land counted usage first so the row we return is current
             await store.ledger.flush_locked(store.engine)

@@ -39,8 +39,16 @@ CHANNEL = "llm-gateway:changes"
 RECENT_SECONDS = 120.0
 
 
-def counter_name(key_id: uuid.UUID) -> str:
-    return f"llm-gateway:usage:{key_id}"
+COUNTER_TTL_SECONDS = 7 * 24 * 3600  # an idle key's counter is rebuilt from the database
+
+
+def counter_name(key_id: uuid.UUID, generation: int) -> str:
+    """The shared usage counter of a key since its last reset (`generation`, ms since 1970).
+
+    A reset starts a new counter, so a late increment from a process that had not yet heard of
+    the reset lands on the old one and is never counted against the new period.
+    """
+    return f"llm-gateway:usage:{key_id}:{generation}"
 
 
 class ChangeBus:
@@ -87,9 +95,8 @@ class ChangeBus:
         message = orjson.dumps({"kind": kind, "id": ident, "origin": self.instance})
         try:
             if kind == "key_reset":
-                key_id = uuid.UUID(ident)
-                self.unshared.pop(key_id, None)
-                await self.client.set(counter_name(key_id), 0)
+                # Counted before the reset (the key's new counter starts from the database).
+                self.unshared.pop(uuid.UUID(ident), None)
             await self.client.publish(CHANNEL, message)
         except (RedisError, OSError) as exc:
             # The database already has the change; other processes pick it up on resync.
@@ -165,15 +172,21 @@ class ChangeBus:
         batch = dict(self.unshared)
         self.unshared.clear()
         cache = self.store.cache
-        refresh = [k for k in self.recent if k not in batch]
+        refresh = [
+            (key_id, entry)
+            for key_id in self.recent
+            if key_id not in batch and (entry := cache.key_by_id(key_id)) is not None
+        ]
         pipe = self.client.pipeline(transaction=False)
         for key_id, tokens in batch.items():
             entry = cache.key_by_id(key_id)
+            name = counter_name(key_id, entry.usage_generation if entry else 0)
             base = max(0, (entry.tokens_used if entry else 0) - tokens)
-            pipe.set(counter_name(key_id), base, nx=True)
-            pipe.incrby(counter_name(key_id), tokens)
+            pipe.set(name, base, nx=True)
+            pipe.incrby(name, tokens)
+            pipe.expire(name, COUNTER_TTL_SECONDS)
         if refresh:
-            pipe.mget([counter_name(k) for k in refresh])
+            pipe.mget([counter_name(key_id, entry.usage_generation) for key_id, entry in refresh])
         try:
             results = await pipe.execute()
         except (RedisError, OSError):
@@ -182,9 +195,9 @@ class ChangeBus:
             raise
         totals: dict[uuid.UUID, int] = {}
         for index, key_id in enumerate(batch):
-            totals[key_id] = int(results[2 * index + 1])
+            totals[key_id] = int(results[3 * index + 1])
         if refresh:
-            for key_id, value in zip(refresh, results[-1], strict=True):
+            for (key_id, _), value in zip(refresh, results[-1], strict=True):
                 if value is not None:
                     totals[key_id] = int(value)
         for key_id, total in totals.items():

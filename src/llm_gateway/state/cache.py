@@ -25,6 +25,7 @@ class KeyEntry:
     token_budget: int | None
     tokens_used: int  # database value plus usage this process has counted since
     reserved: int = 0  # estimated cost of this process's requests in flight for the key
+    usage_generation: int = 0  # the last usage reset, ms since 1970 (0: never reset)
 
     def exhausted(self) -> bool:
         return (
@@ -50,6 +51,17 @@ class Route:
         return round(
             prompt_tokens * self.input_coefficient + completion_tokens * self.output_coefficient
         )
+
+
+def _entry(row: Any, pending: int) -> KeyEntry:
+    reset_at = row.usage_reset_at
+    return KeyEntry(
+        id=row.id,
+        key_hash=row.key_hash,
+        token_budget=row.token_budget,
+        tokens_used=row.tokens_used + pending,
+        usage_generation=0 if reset_at is None else int(reset_at.timestamp() * 1000),
+    )
 
 
 def chat_completions_url(base_url: str) -> str:
@@ -83,12 +95,7 @@ class Cache:
         self.drop_key(row.id)
         if not row.is_active:
             return
-        self.keys[row.key_hash] = KeyEntry(
-            id=row.id,
-            key_hash=row.key_hash,
-            token_budget=row.token_budget,
-            tokens_used=row.tokens_used + pending,
-        )
+        self.keys[row.key_hash] = _entry(row, pending)
         self._hash_by_id[row.id] = row.key_hash
 
     def drop_key(self, key_id: uuid.UUID) -> None:
@@ -101,9 +108,7 @@ class Cache:
         keys: dict[str, KeyEntry] = {}
         by_id: dict[uuid.UUID, str] = {}
         for row in result:
-            keys[row.key_hash] = KeyEntry(
-                row.id, row.key_hash, row.token_budget, row.tokens_used + pending.get(row.id, 0)
-            )
+            keys[row.key_hash] = _entry(row, pending.get(row.id, 0))
             by_id[row.id] = row.key_hash
         self.keys, self._hash_by_id = keys, by_id
 

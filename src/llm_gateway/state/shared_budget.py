@@ -23,7 +23,7 @@ import uuid
 
 from redis.exceptions import RedisError
 
-from llm_gateway.state.bus import ChangeBus, counter_name
+from llm_gateway.state.bus import COUNTER_TTL_SECONDS, ChangeBus, counter_name
 from llm_gateway.state.cache import KeyEntry
 
 log = logging.getLogger("llm_gateway.redis")
@@ -91,7 +91,7 @@ class SharedBudget:
         self.asked += 1
         try:
             admitted = await self._reserve(
-                keys=[counter_name(key.id), reservations_name(key.id)],
+                keys=[counter_name(key.id, key.usage_generation), reservations_name(key.id)],
                 args=[
                     now,
                     now + self._ttl_ms,
@@ -123,8 +123,10 @@ class SharedBudget:
 
     async def _settle(self, key: KeyEntry, member: str, tokens: int) -> None:
         pipe = self._bus.client.pipeline(transaction=True)
-        pipe.set(counter_name(key.id), max(0, key.tokens_used - tokens), nx=True)
-        pipe.incrby(counter_name(key.id), tokens)
+        counter = counter_name(key.id, key.usage_generation)
+        pipe.set(counter, max(0, key.tokens_used - tokens), nx=True)
+        pipe.incrby(counter, tokens)
+        pipe.expire(counter, COUNTER_TTL_SECONDS)
         pipe.zrem(reservations_name(key.id), member)
         try:
             results = await pipe.execute()
