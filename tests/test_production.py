@@ -232,6 +232,41 @@ def test_redis_outage_loses_no_request_and_admin_writes_succeed(
         _propagation(lambda: _status(second, during["key"]) == 401)
 
 
+def test_start_with_redis_down_serves_and_joins_when_it_returns(
+    postgres_server: Postgres, redis: Redis, upstream: Upstream, tmp_path: Path
+) -> None:
+    name = postgres_server.create_database()
+    env = {
+        "DATABASE_URL": postgres_server.dsn(name),
+        "REDIS_URL": redis.url,
+        "ADMIN_KEY": ADMIN_KEY,
+        "GATEWAY_SECRET_KEY": SECRET_KEY,
+    }
+    redis.stop()
+    first = GatewayProcess(env, tmp_path).start()
+    try:
+        ready = httpx.get(first.url + "/ready").json()
+        assert ready["status"] == "ready"
+        assert ready["checks"]["redis"] is False
+        with Admin(first.url) as admin:
+            _route(admin, upstream)
+            key = admin.key(token_budget=1000)["key"]
+            assert _status(first, key) == 200
+            redis.start()
+            wait_until(lambda: httpx.get(first.url + "/ready").json()["checks"]["redis"])
+            second = GatewayProcess(env, tmp_path).start()
+            try:
+                later = admin.key()
+                _propagation(lambda: _status(second, later["key"]) == 200)
+                admin.ok("DELETE", f"/admin/keys/{later['id']}", 204)
+                _propagation(lambda: _status(second, later["key"]) == 401)
+            finally:
+                second.stop()
+    finally:
+        first.stop()
+        postgres_server.drop_database(name)
+
+
 def test_database_outage_keeps_serving_and_lands_usage_and_logs_later(
     upstream: Upstream, redis: Redis, tmp_path: Path
 ) -> None:
