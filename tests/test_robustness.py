@@ -49,6 +49,33 @@ def test_concurrent_requests_cannot_overrun_a_budget(
         assert _post(gateway.url, key["key"]).status_code == 429
 
 
+def test_reservations_survive_a_cache_reload(
+    make_gateway: GatewayFactory, upstream: Upstream
+) -> None:
+    """A resync or an admin change replaces cache entries; calls in flight keep their hold."""
+    import uuid
+
+    gateway = make_gateway()
+    store = gateway.runtime.store
+    with Admin(gateway.url) as admin:
+        provider = admin.provider(upstream.base_url())
+        admin.model(provider["id"], "gpt-4o", input_token_coefficient=2, output_token_coefficient=3)
+        assert _post(gateway.url, admin.key()["key"]).status_code == 200  # 35 per call
+        key = admin.key(token_budget=350)
+        key_id = uuid.UUID(key["id"])
+        with concurrent.futures.ThreadPoolExecutor(10) as pool:
+            slow = [pool.submit(_post, gateway.url, key["key"], "mode:slow:1") for _ in range(10)]
+            wait_until(lambda: store.cache.key_by_id(key_id).reserved == 350)
+            gateway.run(store.resync())  # every entry is rebuilt from the database
+            assert store.cache.key_by_id(key_id).reserved == 350
+            assert _post(gateway.url, key["key"]).status_code == 429
+            admin.ok("PUT", f"/admin/keys/{key['id']}", json={"name": "renamed"})
+            assert _post(gateway.url, key["key"]).status_code == 429
+            assert [future.result().status_code for future in slow] == [200] * 10
+        assert store.cache.key_by_id(key_id).reserved == 0
+        wait_until(lambda: admin.tokens_used(key["id"]) == 350)
+
+
 def test_failed_authentications_are_throttled_per_address(
     make_gateway: GatewayFactory, upstream: Upstream
 ) -> None:

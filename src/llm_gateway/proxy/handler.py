@@ -152,7 +152,7 @@ class ChatCompletions:
             call.error_message = call.error_message or "client disconnected"
         finally:
             watcher.cancel()
-            call.release()  # whatever happened, the budget reservation ends with the call
+            call.release(store.cache)  # whatever happened, the reservation ends with the call
         self._finish(call, forward.route)
 
     # steps --------------------------------------------------------------------------------
@@ -223,10 +223,11 @@ class ChatCompletions:
         if shared is not None and shared.near_end(key, cost):
             member = await shared.reserve(key, cost)
             if member is None:
-                call.release()
+                assert self.rt.store is not None
+                call.release(self.rt.store.cache)
                 raise QuotaExceeded("token budget exhausted for this key")
             if member:
-                call.shared_reservation = (key, member)
+                call.shared_reservation = member
 
     async def _open_upstream(
         self, forward: Forward, reply: Reply, call: CallRecord
@@ -308,7 +309,8 @@ class ChatCompletions:
 
     def _finish(self, call: CallRecord, route: Route | None) -> None:
         rt = self.rt
-        call.release()
+        if rt.store is not None:
+            call.release(rt.store.cache)
         if call.upstream_error_kind is not None:
             log.warning(
                 "upstream failure (%s) for model %s: %s",
@@ -325,7 +327,7 @@ class ChatCompletions:
                     weighted if previous is None else (previous * 3 + weighted) // 4
                 )
         if call.shared_reservation is not None and rt.shared_budget is not None:
-            rt.shared_budget.settle(*call.shared_reservation)
+            rt.shared_budget.settle(call.key_id, call.shared_reservation)
             call.shared_reservation = None
         if rt.log_writer is not None:
             rt.log_writer.submit(

@@ -10,7 +10,7 @@ import orjson
 
 from llm_gateway.db.tables import utcnow
 from llm_gateway.errors import GatewayError, UpstreamError
-from llm_gateway.state.cache import KeyEntry, Route
+from llm_gateway.state.cache import Cache, KeyEntry, Route
 
 _BYTES_PER_TOKEN_ESTIMATE = 4
 
@@ -34,7 +34,7 @@ class CallRecord:
         "provider_kind",
         "provider_name",
         "request_body",
-        "reservation",
+        "reserved",
         "response_body",
         "response_id",
         "shared_reservation",
@@ -76,19 +76,25 @@ class CallRecord:
         self.events_sent = 0
         self.client_gone = False
         self.upstream_error_kind: str | None = None
-        self.reservation: tuple[KeyEntry, int] | None = None
-        self.shared_reservation: tuple[KeyEntry, str] | None = None
+        self.reserved = 0  # the budget this call holds while in flight
+        self.shared_reservation: str | None = None
 
     def reserve(self, key: KeyEntry, tokens: int) -> None:
         if tokens > 0:
             key.reserved += tokens
-            self.reservation = (key, tokens)
+            self.reserved = tokens
 
-    def release(self) -> None:
-        if self.reservation is not None:
-            key, tokens = self.reservation
-            key.reserved -= tokens
-            self.reservation = None
+    def release(self, cache: Cache) -> None:
+        """Give the reservation back to the key's current cache entry.
+
+        The entry may have been replaced since (an admin change, a resync); the new one
+        carries the reservations over, so the release goes to whichever entry is current.
+        """
+        if self.reserved:
+            entry = cache.key_by_id(self.key_id)
+            if entry is not None:
+                entry.reserved = max(0, entry.reserved - self.reserved)
+            self.reserved = 0
 
     def set_route(self, route: Route) -> None:
         self.model_sent = route.upstream_model or route.model_name

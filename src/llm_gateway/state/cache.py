@@ -53,13 +53,15 @@ class Route:
         )
 
 
-def _entry(row: Any, pending: int) -> KeyEntry:
+def _entry(row: Any, pending: int, previous: KeyEntry | None) -> KeyEntry:
+    """A cache entry from a database row; reservations of calls in flight carry over."""
     reset_at = row.usage_reset_at
     return KeyEntry(
         id=row.id,
         key_hash=row.key_hash,
         token_budget=row.token_budget,
         tokens_used=row.tokens_used + pending,
+        reserved=previous.reserved if previous is not None else 0,
         usage_generation=0 if reset_at is None else int(reset_at.timestamp() * 1000),
     )
 
@@ -92,10 +94,11 @@ class Cache:
 
     def put_key(self, row: Any, pending: int = 0) -> None:
         """Insert or replace a key from its database row (dropping it when inactive)."""
+        old = self.key_by_id(row.id)
         self.drop_key(row.id)
         if not row.is_active:
             return
-        self.keys[row.key_hash] = _entry(row, pending)
+        self.keys[row.key_hash] = _entry(row, pending, old)
         self._hash_by_id[row.id] = row.key_hash
 
     def drop_key(self, key_id: uuid.UUID) -> None:
@@ -108,7 +111,7 @@ class Cache:
         keys: dict[str, KeyEntry] = {}
         by_id: dict[uuid.UUID, str] = {}
         for row in result:
-            keys[row.key_hash] = _entry(row, pending.get(row.id, 0))
+            keys[row.key_hash] = _entry(row, pending.get(row.id, 0), self.key_by_id(row.id))
             by_id[row.id] = row.key_hash
         self.keys, self._hash_by_id = keys, by_id
 

@@ -110,32 +110,35 @@ class SharedBudget:
             return None
         return member
 
-    def settle(self, key: KeyEntry, member: str) -> None:
+    def settle(self, key_id: uuid.UUID, member: str) -> None:
         """Move the key's counts made here to the shared counter and drop the reservation.
 
         The counts are taken now, so the periodic sync cannot push them on its own while
         the reservation still stands (which would count the call twice for a moment).
         """
-        tokens = self._bus.unshared.pop(key.id, 0)
-        task = asyncio.create_task(self._settle(key, member, tokens))
+        tokens = self._bus.unshared.pop(key_id, 0)
+        task = asyncio.create_task(self._settle(key_id, member, tokens))
         self._settling.add(task)
         task.add_done_callback(self._settling.discard)
 
-    async def _settle(self, key: KeyEntry, member: str, tokens: int) -> None:
+    async def _settle(self, key_id: uuid.UUID, member: str, tokens: int) -> None:
+        entry = self._bus.store.cache.key_by_id(key_id)  # the current entry, if still cached
+        counter = counter_name(key_id, entry.usage_generation if entry else 0)
         pipe = self._bus.client.pipeline(transaction=True)
-        counter = counter_name(key.id, key.usage_generation)
-        pipe.set(counter, max(0, key.tokens_used - tokens), nx=True)
+        pipe.set(counter, max(0, (entry.tokens_used if entry else 0) - tokens), nx=True)
         pipe.incrby(counter, tokens)
         pipe.expire(counter, COUNTER_TTL_SECONDS)
-        pipe.zrem(reservations_name(key.id), member)
+        pipe.zrem(reservations_name(key_id), member)
         try:
             results = await pipe.execute()
         except (RedisError, OSError) as exc:
             # The periodic sync pushes the counts later; the reservation expires on its own.
-            self._bus.unshared[key.id] += tokens
+            self._bus.unshared[key_id] += tokens
             self._warn(exc)
             return
-        key.tokens_used = int(results[1]) + self._bus.unshared.get(key.id, 0)
+        entry = self._bus.store.cache.key_by_id(key_id)
+        if entry is not None:
+            entry.tokens_used = int(results[1]) + self._bus.unshared.get(key_id, 0)
 
     async def drain(self) -> None:
         """Wait for the settlements in progress (at shutdown, before the last usage sync)."""
