@@ -46,7 +46,7 @@ from llm_gateway.proxy.auth import (
     authenticate,
     client_address,
 )
-from llm_gateway.proxy.record import CallRecord
+from llm_gateway.proxy.record import CallRecord, estimate_tokens
 from llm_gateway.proxy.sse import UsageTap
 from llm_gateway.runtime import Runtime
 from llm_gateway.state.cache import KeyEntry, Route
@@ -124,7 +124,7 @@ class ChatCompletions:
             body = await read_body(receive, self.rt.config.max_body_bytes)
             call.request_body = body
             forward = self._prepare(body, client_headers, call)
-            await self._admit(key, call)
+            await self._admit(key, forward, call)
         except GatewayError as error:
             call.fail(error)
             await send_error(send, error, reply.id_header)
@@ -207,17 +207,21 @@ class ChatCompletions:
             drop_usage=drop_usage,
         )
 
-    async def _admit(self, key: KeyEntry, call: CallRecord) -> None:
+    async def _admit(self, key: KeyEntry, forward: Forward, call: CallRecord) -> None:
         """Refuse an exhausted budget; otherwise hold the call's expected cost while it runs.
 
         The reservation keeps concurrent requests from all passing the check before any of
-        them is charged; near the end of a budget it is shared with the other processes.
+        them is charged; near the end of a budget it is shared with the other processes. The
+        expected cost is the model's recent weighted cost per call, and at least the weighted
+        size of this prompt (so a cold model, or an unusually long prompt, still holds some).
         """
         if key.exhausted():
             raise QuotaExceeded("token budget exhausted for this key")
         if key.token_budget is None:
             return
-        cost = self._expected_cost.get(call.model_requested or "", 0)
+        route = forward.route
+        prompt = route.weighted_tokens(estimate_tokens(len(forward.body)), 0)
+        cost = max(self._expected_cost.get(route.model_name, 0), prompt)
         call.reserve(key, cost)
         shared = self.rt.shared_budget
         if shared is not None and shared.near_end(key, cost):

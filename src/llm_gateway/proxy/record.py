@@ -15,6 +15,11 @@ from llm_gateway.state.cache import Cache, KeyEntry, Route
 _BYTES_PER_TOKEN_ESTIMATE = 4
 
 
+def estimate_tokens(size_in_bytes: int) -> int:
+    """A rough token count for text of this size, when nothing better is known."""
+    return size_in_bytes // _BYTES_PER_TOKEN_ESTIMATE
+
+
 class CallRecord:
     __slots__ = (
         "chunks",
@@ -141,7 +146,7 @@ class CallRecord:
             # The stream ended before its usage chunk (cut or abandoned): charge an estimate,
             # one token per content event plus the prompt's size, rather than nothing.
             self.completion_tokens = self.events_sent
-            self.prompt_tokens = len(self.request_body or b"") // _BYTES_PER_TOKEN_ESTIMATE
+            self.prompt_tokens = estimate_tokens(len(self.request_body or b""))
             self.total_tokens = self.prompt_tokens + self.completion_tokens
 
     def _take_usage(self, usage: Any) -> None:
