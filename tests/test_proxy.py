@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -26,14 +27,17 @@ class Setup:
     provider: dict[str, Any]
     model: dict[str, Any]
     key: dict[str, Any]
+    clients: list[openai.OpenAI] = field(default_factory=list)  # closed after the test
 
     def client(self, key: str | None = None, **kwargs: Any) -> openai.OpenAI:
-        return openai.OpenAI(
+        client = openai.OpenAI(
             api_key=key or self.key["key"],
             base_url=self.gateway.url + "/v1",
             max_retries=0,
             **kwargs,
         )
+        self.clients.append(client)
+        return client
 
     def post(self, body: dict[str, Any], key: str | None = None, **headers: str) -> httpx.Response:
         return httpx.post(
@@ -47,17 +51,19 @@ class Setup:
         return self.upstream.requests(self.base_url)
 
     def tokens_used(self) -> int:
-        keys = self.admin.ok("GET", "/admin/keys")
-        return int(next(k for k in keys if k["id"] == self.key["id"])["tokens_used"])
+        return self.admin.tokens_used(self.key["id"])
 
 
 @pytest.fixture
-def setup(gateway: ThreadedGateway, admin: Admin, upstream: Upstream) -> Setup:
+def setup(gateway: ThreadedGateway, admin: Admin, upstream: Upstream) -> Iterator[Setup]:
     base_url = upstream.base_url()
     provider = admin.provider(base_url, api_key=PROVIDER_SECRET)
     model = admin.model(provider["id"], "gpt-4o")
     key = admin.key()
-    return Setup(gateway, admin, upstream, base_url, provider, model, key)
+    prepared = Setup(gateway, admin, upstream, base_url, provider, model, key)
+    yield prepared
+    for client in prepared.clients:
+        client.close()
 
 
 def say(text: str = "Hello!") -> list[dict[str, str]]:
@@ -374,20 +380,14 @@ def test_budget_with_coefficients(setup: Setup) -> None:
     reset = setup.admin.ok("PUT", f"/admin/keys/{key['id']}", json={"reset_usage": True})
     assert reset["tokens_used"] == 0
     client.chat.completions.create(model="weighted", messages=say())
+    assert setup.admin.tokens_used(key["id"]) == 35  # usage after a reset lands
 
 
 def test_streamed_usage_counts_against_the_budget(setup: Setup) -> None:
     key = setup.admin.key(token_budget=15)
     client = setup.client(key=key["key"])
     list(client.chat.completions.create(model="gpt-4o", messages=say(), stream=True))
-    wait_until(
-        lambda: (
-            next(k for k in setup.admin.ok("GET", "/admin/keys") if k["id"] == key["id"])[
-                "tokens_used"
-            ]
-            == 15
-        )
-    )
+    wait_until(lambda: setup.admin.tokens_used(key["id"]) == 15)
     with pytest.raises(openai.RateLimitError):
         client.chat.completions.create(model="gpt-4o", messages=say(), stream=True)
 
