@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -99,6 +100,38 @@ def test_a_cold_model_still_reserves_the_prompt(
             )
         assert 1 <= statuses.count(200) <= 2, statuses  # without the floor: all 16
         wait_until(lambda: admin.tokens_used(key["id"]) == 15 * statuses.count(200))
+
+
+def test_an_internal_error_still_logs_charges_and_releases_the_call(
+    make_gateway: GatewayFactory, upstream: Upstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fault inside the gateway's own relay code: 500, one log row, no reservation left."""
+    import uuid
+
+    from llm_gateway.proxy.record import CallRecord
+    from llm_gateway.proxy.sse import UsageTap
+
+    def broken(*_: object) -> None:
+        raise RuntimeError("injected fault")
+
+    gateway = make_gateway()
+    with Admin(gateway.url) as admin:
+        admin.model(admin.provider(upstream.base_url())["id"], "gpt-4o")
+        key = admin.key(token_budget=1_000_000)
+        monkeypatch.setattr(CallRecord, "read_usage_from_json", broken)
+        assert _post(gateway.url, key["key"]).status_code == 500
+        monkeypatch.setattr(UsageTap, "feed", broken)
+        with pytest.raises(httpx.HTTPError):  # the stream had begun: the connection is dropped
+            _post(gateway.url, key["key"], stream=True).read()
+        monkeypatch.undo()
+        logs = {"key_id": key["id"]}
+        wait_until(lambda: admin.ok("GET", "/admin/logs", params=logs)["total"] >= 2, timeout=3)
+        rows = admin.ok("GET", "/admin/logs", params=logs)["data"]
+        assert [row["status_code"] for row in rows] == [500, 500]
+        assert {row["error_message"] for row in rows} == {"internal error in the gateway"}
+        entry = gateway.runtime.store.cache.key_by_id(uuid.UUID(key["id"]))
+        assert entry.reserved == 0
+        assert _post(gateway.url, key["key"]).status_code == 200
 
 
 def test_failed_authentications_are_throttled_per_address(

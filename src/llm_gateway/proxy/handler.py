@@ -150,6 +150,13 @@ class ChatCompletions:
             task.uncancel()
             call.status_code, call.is_error = _CLIENT_GONE_STATUS, True
             call.error_message = call.error_message or "client disconnected"
+        except Exception:
+            # A bug of ours: the call is still charged, logged and released; uvicorn answers
+            # 500 (or drops the connection if the answer had begun) and logs the traceback.
+            call.status_code, call.is_error = 500, True
+            call.error_message = "internal error in the gateway"
+            self._finish(call, forward.route)
+            raise
         finally:
             watcher.cancel()
             call.release(store.cache)  # whatever happened, the reservation ends with the call
