@@ -29,6 +29,7 @@ from typing import Any
 
 import orjson
 import redis.asyncio as redis
+from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
 from llm_gateway.state.store import Store
@@ -179,12 +180,7 @@ class ChangeBus:
         ]
         pipe = self.client.pipeline(transaction=False)
         for key_id, tokens in batch.items():
-            entry = cache.key_by_id(key_id)
-            name = counter_name(key_id, entry.usage_generation if entry else 0)
-            base = max(0, (entry.tokens_used if entry else 0) - tokens)
-            pipe.set(name, base, nx=True)
-            pipe.incrby(name, tokens)
-            pipe.expire(name, COUNTER_TTL_SECONDS)
+            self.add_increment(pipe, key_id, tokens)
         if refresh:
             pipe.mget([counter_name(key_id, entry.usage_generation) for key_id, entry in refresh])
         try:
@@ -204,6 +200,18 @@ class ChangeBus:
             entry = cache.key_by_id(key_id)
             if entry is not None:
                 entry.tokens_used = total + self.unshared.get(key_id, 0)
+
+    def add_increment(self, pipe: Pipeline, key_id: uuid.UUID, tokens: int) -> None:
+        """Queue three commands adding `tokens` to the key's counter (the second is INCRBY).
+
+        A missing counter (new period, or lost by Redis) starts from this process's view less
+        the tokens being added, which is the database value plus what it counted since.
+        """
+        entry = self.store.cache.key_by_id(key_id)
+        name = counter_name(key_id, entry.usage_generation if entry else 0)
+        pipe.set(name, max(0, (entry.tokens_used if entry else 0) - tokens), nx=True)
+        pipe.incrby(name, tokens)
+        pipe.expire(name, COUNTER_TTL_SECONDS)
 
     async def _sync_forever(self) -> None:
         failing = False

@@ -23,7 +23,7 @@ import uuid
 
 from redis.exceptions import RedisError
 
-from llm_gateway.state.bus import COUNTER_TTL_SECONDS, ChangeBus, counter_name
+from llm_gateway.state.bus import ChangeBus, counter_name
 from llm_gateway.state.cache import KeyEntry
 
 log = logging.getLogger("llm_gateway.redis")
@@ -122,12 +122,8 @@ class SharedBudget:
         task.add_done_callback(self._settling.discard)
 
     async def _settle(self, key_id: uuid.UUID, member: str, tokens: int) -> None:
-        entry = self._bus.store.cache.key_by_id(key_id)  # the current entry, if still cached
-        counter = counter_name(key_id, entry.usage_generation if entry else 0)
         pipe = self._bus.client.pipeline(transaction=True)
-        pipe.set(counter, max(0, (entry.tokens_used if entry else 0) - tokens), nx=True)
-        pipe.incrby(counter, tokens)
-        pipe.expire(counter, COUNTER_TTL_SECONDS)
+        self._bus.add_increment(pipe, key_id, tokens)
         pipe.zrem(reservations_name(key_id), member)
         try:
             results = await pipe.execute()
