@@ -42,6 +42,14 @@ def _status(gateway: GatewayProcess, key: str) -> int:
     return _call(gateway, key).status_code
 
 
+def _env(database_url: str, redis: Redis | None = None, **extra: str) -> dict[str, str]:
+    """The environment of a production gateway process: PostgreSQL, optionally Redis."""
+    env = {"DATABASE_URL": database_url, "ADMIN_KEY": ADMIN_KEY, "GATEWAY_SECRET_KEY": SECRET_KEY}
+    if redis is not None:
+        env["REDIS_URL"] = redis.url
+    return {**env, **extra}
+
+
 @pytest.fixture
 def redis() -> Iterator[Redis]:
     with run_redis() as server:
@@ -53,14 +61,12 @@ def pair(
     postgres_server: Postgres, redis: Redis, tmp_path: Path
 ) -> Iterator[tuple[GatewayProcess, GatewayProcess, dict[str, str]]]:
     name = postgres_server.create_database()
-    env = {
-        "DATABASE_URL": postgres_server.dsn(name),
-        "REDIS_URL": redis.url,
-        "ADMIN_KEY": ADMIN_KEY,
-        "GATEWAY_SECRET_KEY": SECRET_KEY,
-        "GATEWAY_USAGE_FLUSH_SECONDS": "0.2",
-        "GATEWAY_AUTH_FAILURE_LIMIT": "0",  # these tests poll for 401s
-    }
+    env = _env(
+        postgres_server.dsn(name),
+        redis,
+        GATEWAY_USAGE_FLUSH_SECONDS="0.2",
+        GATEWAY_AUTH_FAILURE_LIMIT="0",  # these tests poll for 401s
+    )
     first = GatewayProcess(env, tmp_path).start()
     second = GatewayProcess(env, tmp_path).start()
     try:
@@ -236,12 +242,7 @@ def test_start_with_redis_down_serves_and_joins_when_it_returns(
     postgres_server: Postgres, redis: Redis, upstream: Upstream, tmp_path: Path
 ) -> None:
     name = postgres_server.create_database()
-    env = {
-        "DATABASE_URL": postgres_server.dsn(name),
-        "REDIS_URL": redis.url,
-        "ADMIN_KEY": ADMIN_KEY,
-        "GATEWAY_SECRET_KEY": SECRET_KEY,
-    }
+    env = _env(postgres_server.dsn(name), redis)
     redis.stop()
     first = GatewayProcess(env, tmp_path).start()
     try:
@@ -271,13 +272,7 @@ def test_database_outage_keeps_serving_and_lands_usage_and_logs_later(
     upstream: Upstream, redis: Redis, tmp_path: Path
 ) -> None:
     with run_postgres() as postgres:
-        env = {
-            "DATABASE_URL": postgres.dsn(),
-            "REDIS_URL": redis.url,
-            "ADMIN_KEY": ADMIN_KEY,
-            "GATEWAY_SECRET_KEY": SECRET_KEY,
-            "GATEWAY_USAGE_FLUSH_SECONDS": "0.2",
-        }
+        env = _env(postgres.dsn(), redis, GATEWAY_USAGE_FLUSH_SECONDS="0.2")
         gateway = GatewayProcess(env, tmp_path).start()
         try:
             with Admin(gateway.url) as admin:
@@ -312,13 +307,8 @@ def test_workers_share_one_port(
     postgres_server: Postgres, redis: Redis, upstream: Upstream, tmp_path: Path
 ) -> None:
     name = postgres_server.create_database()
-    env = {
-        "DATABASE_URL": postgres_server.dsn(name),
-        "REDIS_URL": redis.url,
-        "ADMIN_KEY": ADMIN_KEY,
-        "GATEWAY_SECRET_KEY": SECRET_KEY,
-        "GATEWAY_AUTH_FAILURE_LIMIT": "0",  # this test polls for 401s
-    }
+    # This test polls for 401s.
+    env = _env(postgres_server.dsn(name), redis, GATEWAY_AUTH_FAILURE_LIMIT="0")
     gateway = GatewayProcess(env, tmp_path, workers=2).start()
     try:
         with Admin(gateway.url) as admin:
@@ -341,11 +331,7 @@ def test_usage_counted_before_a_reset_elsewhere_is_not_re_added(
 ) -> None:
     """A process flushing counts made before another process reset the key must not land them."""
     name = postgres_server.create_database()
-    env = {
-        "DATABASE_URL": postgres_server.dsn(name),
-        "ADMIN_KEY": ADMIN_KEY,
-        "GATEWAY_SECRET_KEY": SECRET_KEY,
-    }
+    env = _env(postgres_server.dsn(name))
     # No Redis: the slow process hears of the reset only at its next resync, a minute away.
     slow_env = {**env, "GATEWAY_USAGE_FLUSH_SECONDS": "60", "GATEWAY_RESYNC_SECONDS": "60"}
     admin_side = GatewayProcess(env, tmp_path).start()
@@ -388,12 +374,7 @@ def test_workers_without_redis_are_refused(tmp_path: Path) -> None:
 def test_start_with_the_database_down_retries_then_exits(tmp_path: Path) -> None:
     from tests.servers import free_port
 
-    env = {
-        "DATABASE_URL": f"postgres://postgres@127.0.0.1:{free_port()}/db",
-        "ADMIN_KEY": ADMIN_KEY,
-        "GATEWAY_SECRET_KEY": SECRET_KEY,
-        "GATEWAY_STARTUP_TIMEOUT": "2",
-    }
+    env = _env(f"postgres://postgres@127.0.0.1:{free_port()}/db", GATEWAY_STARTUP_TIMEOUT="2")
     gateway = GatewayProcess(env, tmp_path)
     with pytest.raises(RuntimeError, match="gateway exited"):
         gateway.start(timeout=30)
