@@ -16,14 +16,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.servers import free_port, wait_until
+from tests.servers import free_port, serve_command, wait_until
 
 from bench import run
 
 
 def command(server: str, port: int) -> list[str]:
     if server == "uvicorn":
-        return run.serve_command(port)
+        return serve_command(port, log_level="warning")
     return [
         "granian",
         "--interface",

@@ -32,7 +32,13 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.servers import free_port, run_postgres, run_redis, wait_until  # noqa: E402
+from tests.servers import (  # noqa: E402
+    free_port,
+    run_postgres,
+    run_redis,
+    serve_command,
+    wait_until,
+)
 
 from bench.latency import measure_latency  # noqa: E402
 
@@ -205,24 +211,6 @@ def proxy_block(upstream_port: int) -> str:
 """
 
 
-def serve_command(port: int, workers: int = 1) -> list[str]:
-    """`llm-gateway serve` on 127.0.0.1:port, quiet."""
-    return [
-        sys.executable,
-        "-m",
-        "llm_gateway",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--log-level",
-        "warning",
-    ]
-
-
 def start_gateway(h: Harness, name: str, env: dict[str, str], workers: int = 1) -> tuple[Proc, str]:
     port = free_port()
     folder = h.workdir / name
@@ -230,7 +218,9 @@ def start_gateway(h: Harness, name: str, env: dict[str, str], workers: int = 1) 
     full_env = {**os.environ, "ADMIN_KEY": ADMIN_KEY, "GATEWAY_SECRET_KEY": SECRET, **env}
     full_env.pop("LISTEN_ADDR", None)
     core = GATEWAY_CORE if workers == 1 else "0,1"
-    proc = h.spawn(name, serve_command(port, workers), core, env=full_env, cwd=folder)
+    proc = h.spawn(
+        name, serve_command(port, workers, log_level="warning"), core, env=full_env, cwd=folder
+    )
     url = f"http://127.0.0.1:{port}"
     wait_until(lambda: _up(url + "/ready"), timeout=120)
     return proc, url

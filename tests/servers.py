@@ -349,6 +349,24 @@ class ThreadedGateway:
 
 
 # ---- the gateway as a real `llm-gateway serve` process -------------------------------------
+def serve_command(port: int, workers: int = 1, log_level: str = "info") -> list[str]:
+    """`llm-gateway serve` on 127.0.0.1:port, run from this interpreter."""
+    return [
+        sys.executable,
+        "-m",
+        "llm_gateway",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--log-level",
+        log_level,
+    ]
+
+
 class GatewayProcess:
     """`llm-gateway serve` in its own process, for restarts, signals and multi-process tests."""
 
@@ -366,18 +384,7 @@ class GatewayProcess:
     def start(self, timeout: float = 60) -> GatewayProcess:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "llm_gateway",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--workers",
-                str(self.workers),
-            ],
+            serve_command(self.port, self.workers),
             env=self.env,
             cwd=self.cwd,
             stdout=log,
