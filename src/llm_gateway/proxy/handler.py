@@ -61,6 +61,7 @@ _SSE_HEADERS: Headers = [
     (b"x-accel-buffering", b"no"),
 ]
 _CLIENT_GONE_STATUS = 499
+_BUDGET_EXHAUSTED = "token budget exhausted for this key"  # locally or by the shared check
 log = logging.getLogger("llm_gateway.proxy")
 
 
@@ -223,7 +224,7 @@ class ChatCompletions:
         size of this prompt (so a cold model, or an unusually long prompt, still holds some).
         """
         if key.exhausted():
-            raise QuotaExceeded("token budget exhausted for this key")
+            raise QuotaExceeded(_BUDGET_EXHAUSTED)
         if key.token_budget is None:
             return
         route = forward.route
@@ -236,7 +237,7 @@ class ChatCompletions:
             if member is None:
                 assert self.rt.store is not None
                 call.release(self.rt.store.cache)
-                raise QuotaExceeded("token budget exhausted for this key")
+                raise QuotaExceeded(_BUDGET_EXHAUSTED)
             if member:
                 call.shared_reservation = member
 
