@@ -1,0 +1,1 @@
+"""Pure translations between API shapes; no I/O."""
