@@ -25,12 +25,21 @@ def test_model_defaults_and_fields(admin: Admin, provider: dict[str, str]) -> No
         "provider_id",
         "provider_name",
         "provider_model_name",
+        "deployments",
+        "fallbacks",
         "is_active",
         "input_token_coefficient",
         "output_token_coefficient",
         "created_at",
         "updated_at",
     }
+    # The one-provider form is one deployment, described by the top-level fields too.
+    [deployment] = model["deployments"]
+    assert deployment["provider_id"] == provider["id"]
+    assert deployment["provider_model_name"] == "gpt-4o"
+    assert (deployment["weight"], deployment["priority"]) == (1, 0)
+    assert (deployment["status"], deployment["cooling_until"]) == ("healthy", None)
+    assert model["fallbacks"] == []
 
 
 def test_model_rewrite_name_and_reset(admin: Admin, provider: dict[str, str]) -> None:

@@ -3,28 +3,35 @@
 `/v1/chat/completions` and `/v1/models` are served by raw ASGI handlers (no routing table, no
 middleware, no validation layer); every other path goes to FastAPI, which brings OpenAPI docs,
 request validation for the admin API, and the lifespan that opens and closes every resource.
+Around it all, when enabled, the access log (one line per request).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
+from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from llm_gateway import __version__
+from llm_gateway.access_log import AccessLog
 from llm_gateway.api import admin_keys, admin_logs, admin_models, admin_providers, health
 from llm_gateway.api.errors import install_error_handlers
+from llm_gateway.errors import BadRequest
 from llm_gateway.lifespan import lifespan
+from llm_gateway.proxy.asgi import send_error
 from llm_gateway.proxy.auth import FailedAuthThrottle
-from llm_gateway.proxy.handler import ChatCompletions
 from llm_gateway.proxy.models_list import ModelList
+from llm_gateway.proxy.pipeline import ChatCompletions
 from llm_gateway.runtime import Runtime
 from llm_gateway.settings import Config
 
 UI_DIR = Path(__file__).parent / "ui"
+FAVICON = UI_DIR / "favicon.svg"
+_MODELS_ALLOW = [(b"allow", b"GET")]
 
 
 class Gateway:
@@ -42,10 +49,21 @@ class Gateway:
             if path == "/v1/chat/completions":
                 await self._chat(scope, receive, send)
                 return
-            if path == "/v1/models" and scope["method"] == "GET":
-                await self._models(scope, receive, send)
+            if path == "/v1/models":
+                if scope["method"] == "GET":
+                    await self._models(scope, receive, send)
+                else:
+                    await send_error(send, _method_not_allowed(scope), _MODELS_ALLOW)
                 return
         await self.admin(scope, receive, send)
+
+
+def _method_not_allowed(scope: Scope) -> BadRequest:
+    error = BadRequest(
+        f"method not allowed: {scope['method']} {scope['path']}", code="method_not_allowed"
+    )
+    error.status = 405
+    return error
 
 
 def create_app_from_environment() -> ASGIApp:
@@ -76,7 +94,7 @@ def create_app(config: Config) -> ASGIApp:
     ):
         admin.include_router(router)
     if UI_DIR.is_dir() and any(UI_DIR.iterdir()):
-        admin.mount("/ui", StaticFiles(directory=UI_DIR, html=True), name="ui")
+        _serve_ui(admin)
     app: ASGIApp = Gateway(runtime, admin)
     if config.cors_origins:
         app = CORSMiddleware(
@@ -86,4 +104,23 @@ def create_app(config: Config) -> ASGIApp:
             allow_headers=["authorization", "content-type", "x-request-id"],
             expose_headers=["x-gateway-request-id", "x-request-id"],
         )
+    if config.access_log:
+        app = AccessLog(app)
     return app
+
+
+def _serve_ui(admin: FastAPI) -> None:
+    """The admin page under `/ui/`; `/` leads there, and browsers find its icon."""
+    admin.mount("/ui", StaticFiles(directory=UI_DIR, html=True), name="ui")
+
+    @admin.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
+    async def home() -> RedirectResponse:
+        return RedirectResponse("/ui/", status_code=307)
+
+    if FAVICON.is_file():
+        icon = FAVICON.read_bytes()
+
+        @admin.api_route("/favicon.ico", methods=["GET", "HEAD"], include_in_schema=False)
+        async def favicon() -> Response:
+            headers = {"cache-control": "public, max-age=86400"}
+            return Response(icon, media_type="image/svg+xml", headers=headers)

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from llm_gateway.db.engine import create_engine
 from llm_gateway.db.migrate import run_migrations
 from llm_gateway.metrics import Metrics
+from llm_gateway.routing.health import Health
 from llm_gateway.runtime import Runtime
 from llm_gateway.security import SecretBox
 from llm_gateway.services.retention import run_retention
@@ -84,6 +85,20 @@ def read_state(runtime: Runtime) -> dict[str, float]:
     return state
 
 
+def read_cooldowns(store: Store) -> list[tuple[str, str, str, float]]:
+    now = store.health.clock()
+    return [
+        (
+            route.model_name,
+            deployment.provider_name,
+            str(deployment.id),
+            max(0.0, store.health.cooling_until(deployment.id) - now),
+        )
+        for route in store.cache.routes.values()
+        for deployment in route.deployments()
+    ]
+
+
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     runtime: Runtime = app.state.runtime
@@ -101,14 +116,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if encrypted:
             log.info("encrypted %d provider keys that were stored in plaintext", encrypted)
         cache = Cache(box)
-        store = Store(engine=engine, cache=cache, ledger=UsageLedger(cache), box=box)
+        health = Health(config.cooldown_failures, config.cooldown_seconds)
+        store = Store(engine=engine, cache=cache, ledger=UsageLedger(cache), box=box, health=health)
         async with engine.connect() as conn:
             await cache.load_keys(conn, {})
             await cache.load_routes(conn)
         runtime.store = store
         runtime.session = create_session(Timeouts(config.connect_timeout, config.read_timeout))
         runtime.log_writer = LogWriter(engine)
-        runtime.metrics = Metrics(lambda: read_state(runtime))
+        runtime.metrics = Metrics(lambda: read_state(runtime), lambda: read_cooldowns(store))
         background(runtime.log_writer.run(), "request-log-writer")
         background(store.ledger.run_flusher(engine, config.usage_flush_seconds), "usage-flusher")
         if config.log_retention_days > 0:

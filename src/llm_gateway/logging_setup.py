@@ -1,4 +1,8 @@
-"""Log lines: plain text by default, one JSON object per line with `GATEWAY_LOG_FORMAT=json`."""
+"""Log lines: plain text by default, one JSON object per line with `GATEWAY_LOG_FORMAT=json`.
+
+A record may carry structured fields in `extra={"access": {...}}` (the access log does); the
+JSON form makes them keys of the line's object, the text form shows the message only.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import logging
 import sys
 from contextvars import ContextVar
 from datetime import UTC, datetime
+from typing import IO, Any
 
 import orjson
 
@@ -25,7 +30,7 @@ class RequestContextFilter(logging.Filter):
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        entry = {
+        entry: dict[str, Any] = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "level": record.levelname.lower(),
             "logger": record.name,
@@ -35,13 +40,17 @@ class JsonFormatter(logging.Formatter):
             value = getattr(record, field, None)
             if value is not None:
                 entry[field] = value
+        fields = getattr(record, "access", None)
+        if fields is not None:
+            entry.update(fields)
         if record.exc_info:
             entry["error"] = self.formatException(record.exc_info)
         return orjson.dumps(entry).decode()
 
 
-def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
-    handler = logging.StreamHandler(sys.stderr)
+def log_handler(fmt: str = "text", stream: IO[str] | None = None) -> logging.Handler:
+    """The handler every log line goes through: text or JSON, with the request context."""
+    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
@@ -49,6 +58,11 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
             logging.Formatter("%(asctime)s %(levelname)s %(name)s%(request_tag)s: %(message)s")
         )
     handler.addFilter(RequestContextFilter())
+    return handler
+
+
+def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
+    handler = log_handler(fmt)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -3,6 +3,10 @@
 Counters and histograms are updated per call; gauges that mirror state (log queue, cache,
 dependency health) are read at scrape time. With several worker processes,
 `PROMETHEUS_MULTIPROC_DIR` is set by `serve --workers` and the exposition merges every process.
+
+Label values never come from what a client invents: a call is labelled with its model name only
+when that name resolved to a configured model (a route); every other name counts under
+`(unknown)`, so a key holder cannot create new series.
 """
 
 from __future__ import annotations
@@ -23,11 +27,14 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from llm_gateway.proxy.record import CallRecord
+from llm_gateway.services.stats import UNKNOWN_MODEL
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 _OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1)
 
 StateReader = Callable[[], dict[str, float]]
+# (model, provider, deployment id, seconds of cooldown left) for every routed deployment.
+DeploymentReader = Callable[[], list[tuple[str, str, str, float]]]
 
 
 class _StateCollector(Collector):
@@ -41,8 +48,25 @@ class _StateCollector(Collector):
             yield family
 
 
+class _DeploymentCollector(Collector):
+    def __init__(self, read: DeploymentReader) -> None:
+        self._read = read
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "llm_gateway_deployment_cooling_seconds",
+            "Seconds of cooldown left per deployment (0: healthy).",
+            labels=["model", "provider", "deployment"],
+        )
+        for model, provider, deployment, seconds in self._read():
+            family.add_metric([model, provider, deployment], seconds)
+        yield family
+
+
 class Metrics:
-    def __init__(self, read_state: StateReader) -> None:
+    def __init__(
+        self, read_state: StateReader, read_deployments: DeploymentReader | None = None
+    ) -> None:
         self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
         self.registry = CollectorRegistry(auto_describe=True)
         registry = None if self.multiprocess else self.registry
@@ -84,15 +108,35 @@ class Metrics:
             ["kind"],
             registry=registry,
         )
+        self.attempts = Counter(
+            "llm_gateway_upstream_attempts",
+            "Upstream attempts by provider and outcome (answered, failed).",
+            ["provider", "outcome"],
+            registry=registry,
+        )
+        self.failovers = Counter(
+            "llm_gateway_failed_attempts",
+            "Failed upstream attempts (each one moves on to the next deployment when the "
+            "attempt budget allows) by provider and reason (status or error kind).",
+            ["provider", "reason"],
+            registry=registry,
+        )
         self.state_gauges = _StateCollector(read_state)
+        self.deployment_gauges = (
+            None if read_deployments is None else _DeploymentCollector(read_deployments)
+        )
         if self.multiprocess:
             MultiProcessCollector(self.registry)  # type: ignore[no-untyped-call]  # registers itself
         else:
             self.registry.register(self.state_gauges)
+            if self.deployment_gauges is not None:
+                self.registry.register(self.deployment_gauges)
 
     def observe_call(self, call: CallRecord) -> None:
         now = time.perf_counter()
-        model = call.model_requested or ""
+        model = call.model_requested
+        if call.provider_id is None or not model:  # not resolved to a configured model
+            model = UNKNOWN_MODEL
         provider = call.provider_name or ""
         self.requests.labels(model, provider, str(call.status_code)).inc()
         self.latency.labels(provider).observe(now - call.started)
@@ -108,11 +152,20 @@ class Metrics:
         if call.upstream_error_kind is not None:
             self.upstream_errors.labels(call.upstream_error_kind).inc()
 
+    def observe_attempt(self, provider: str, failure_reason: str | None) -> None:
+        if failure_reason is None:
+            self.attempts.labels(provider, "answered").inc()
+        else:
+            self.attempts.labels(provider, "failed").inc()
+            self.failovers.labels(provider, failure_reason).inc()
+
     def render(self) -> tuple[bytes, str]:
         output = generate_latest(self.registry)
         if self.multiprocess:
             # State gauges describe this process only; add them unmerged, labelled by pid.
             local = CollectorRegistry(auto_describe=True)
             local.register(self.state_gauges)
+            if self.deployment_gauges is not None:
+                local.register(self.deployment_gauges)
             output += generate_latest(local)
         return output, CONTENT_TYPE_LATEST

@@ -22,6 +22,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEFAULT_SQLITE_FILE = "llm-gateway.db"
 MIN_ADMIN_KEY_LENGTH = 16
 PLACEHOLDER_SECRETS = {"changeme", "change-me", "my-secret-admin-key", "admin", "secret"}
+PRIVATE_FILE_MODE = 0o600  # the generated key files and the SQLite database (and its journals)
 
 
 class ConfigError(Exception):
@@ -49,6 +50,12 @@ class Settings(BaseSettings):
     gateway_resync_seconds: float = Field(default=30.0, gt=0)
     gateway_startup_timeout: float = Field(default=60.0, ge=0)
     gateway_auth_failure_limit: int = Field(default=60, ge=0)
+    gateway_max_attempts: int = Field(default=3, ge=1, le=10)
+    gateway_first_byte_timeout: float = Field(default=60.0, gt=0)
+    gateway_max_retry_wait: float = Field(default=5.0, ge=0, le=60)
+    gateway_cooldown_failures: int = Field(default=3, ge=1)
+    gateway_cooldown_seconds: float = Field(default=30.0, gt=0, le=300)
+    gateway_access_log: bool = True
 
     @field_validator("database_url", "redis_url", "cors_origin", mode="before")
     @classmethod
@@ -68,6 +75,8 @@ class Settings(BaseSettings):
     def resolve(self) -> Config:
         database_url, sqlite_path = normalise_database_url(self.database_url)
         host, port = parse_listen_addr(self.listen_addr)
+        key_file = sidecar(sqlite_path, "admin-key") if sqlite_path and not self.admin_key else None
+        admin_key_generated = key_file is not None and not key_file.exists()
         admin_key = self._resolve_admin_key(sqlite_path)
         secret_key = self._resolve_secret_key(sqlite_path)
         if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
@@ -83,6 +92,7 @@ class Settings(BaseSettings):
             else sidecar(sqlite_path, "admin-key")
             if sqlite_path
             else None,
+            admin_key_generated=admin_key_generated,
             secret_key=secret_key,
             host=host,
             port=port,
@@ -99,6 +109,12 @@ class Settings(BaseSettings):
             resync_seconds=self.gateway_resync_seconds,
             startup_timeout=self.gateway_startup_timeout,
             auth_failure_limit=self.gateway_auth_failure_limit,
+            max_attempts=self.gateway_max_attempts,
+            first_byte_timeout=self.gateway_first_byte_timeout,
+            max_retry_wait=self.gateway_max_retry_wait,
+            cooldown_failures=self.gateway_cooldown_failures,
+            cooldown_seconds=self.gateway_cooldown_seconds,
+            access_log=self.gateway_access_log,
         )
 
     def _resolve_admin_key(self, sqlite_path: Path | None) -> str:
@@ -155,6 +171,13 @@ class Config:
     resync_seconds: float = 30.0
     startup_timeout: float = 60.0
     auth_failure_limit: int = 60
+    admin_key_generated: bool = False  # the admin key file was created by this resolve()
+    max_attempts: int = 3  # upstream attempts per request, across deployments and fallbacks
+    first_byte_timeout: float = 60.0  # a stream's first event, else the next deployment
+    max_retry_wait: float = 5.0  # longest wait before asking the same deployment again
+    cooldown_failures: int = 3  # consecutive failures that cool a deployment down
+    cooldown_seconds: float = 30.0  # the first failure cooldown; doubles up to 300 s
+    access_log: bool = True
 
     def __repr__(self) -> str:  # never print secrets, even by accident
         return (
@@ -214,7 +237,7 @@ def read_or_create_secret(path: Path, make: Callable[[], str]) -> str:
     value = make()
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
     except FileExistsError:  # another process won the race; use its value
         return path.read_text().strip()
     with os.fdopen(fd, "w") as handle:

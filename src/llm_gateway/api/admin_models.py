@@ -26,7 +26,7 @@ router = APIRouter(
 
 @router.post("", status_code=201, response_model=ModelInfo)
 async def create_model(body: ModelCreate, store: StoreDep) -> dict[str, Any]:
-    return await models.create_model(store, body.model_dump())
+    return await models.create_model(store, body.model_dump(exclude_unset=True))
 
 
 @router.get("", response_model=list[ModelInfo])

@@ -1,8 +1,14 @@
-"""Every admin-side failure rendered once, in the OpenAI error shape."""
+"""Every admin-side failure rendered once, in the OpenAI error shape.
+
+That covers what Starlette raises itself too: an unknown path (404 `not_found`, also from the
+static files under `/ui/`) and a method a path does not take (405 `method_not_allowed`, with
+`Allow`), so no answer is ever Starlette's bare `{"detail": ...}`.
+"""
 
 from __future__ import annotations
 
 import logging
+from http import HTTPStatus
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -15,6 +21,7 @@ from llm_gateway.errors import GatewayError, error_body
 log = logging.getLogger("llm_gateway.api")
 
 _HTTP_TYPES = {401: "authentication_error", 404: "invalid_request_error"}
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
 
 
 def _json(status: int, body: bytes) -> Response:
@@ -38,11 +45,15 @@ async def _validation_error(_: Request, exc: Exception) -> Response:
     return _json(400, error_body(message, "invalid_request_error", "invalid_request", param))
 
 
-async def _http_error(_: Request, exc: Exception) -> Response:
+async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    error_type = _HTTP_TYPES.get(exc.status_code, "invalid_request_error")
-    code = "not_found" if exc.status_code == 404 else None
-    response = _json(exc.status_code, error_body(str(exc.detail), error_type, code))
+    status = exc.status_code
+    message = str(exc.detail)
+    if status in _HTTP_CODES and message == HTTPStatus(status).phrase:  # Starlette's own
+        where = f"{request.method} {request.url.path}"  # the path only, never the query
+        message = f"no such path: {where}" if status == 404 else f"method not allowed: {where}"
+    error_type = _HTTP_TYPES.get(status, "invalid_request_error")
+    response = _json(status, error_body(message, error_type, _HTTP_CODES.get(status)))
     response.headers.update(exc.headers or {})  # e.g. `Allow` on a 405
     return response
 

@@ -101,10 +101,25 @@ class ProviderInfo(BaseModel):
     updated_at: datetime
 
 
-class ModelCreate(_Input):
-    name: ModelName
+class DeploymentInput(_Input):
     provider_id: uuid.UUID
     provider_model_name: ModelName | None = None
+    weight: Annotated[StrictInt, Field(ge=1, le=1000)] = 1
+    priority: Annotated[StrictInt, Field(ge=0, le=100)] = 0
+
+
+Deployments = Annotated[list[DeploymentInput], Field(min_length=1, max_length=32)]
+Fallbacks = Annotated[list[ModelName], Field(max_length=8)]
+
+
+class ModelCreate(_Input):
+    """Either `provider_id` (one deployment) or `deployments`, not both."""
+
+    name: ModelName
+    provider_id: uuid.UUID | SkipJsonSchema[None] = None
+    provider_model_name: ModelName | None = None
+    deployments: Deployments | SkipJsonSchema[None] = None
+    fallbacks: Fallbacks = []
     is_active: StrictBool = True
     input_token_coefficient: Coefficient = 1.0
     output_token_coefficient: Coefficient = 1.0
@@ -114,17 +129,33 @@ class ModelUpdate(_Input):
     name: ModelName | SkipJsonSchema[None] = None
     provider_id: uuid.UUID | SkipJsonSchema[None] = None
     provider_model_name: ModelName | None = None
+    deployments: Deployments | SkipJsonSchema[None] = None
+    fallbacks: Fallbacks | SkipJsonSchema[None] = None
     is_active: StrictBool | SkipJsonSchema[None] = None
     input_token_coefficient: Coefficient | SkipJsonSchema[None] = None
     output_token_coefficient: Coefficient | SkipJsonSchema[None] = None
 
 
-class ModelInfo(BaseModel):
+class DeploymentInfo(BaseModel):
     id: uuid.UUID
-    name: str
     provider_id: uuid.UUID
     provider_name: str
     provider_model_name: str
+    weight: int
+    priority: int
+    status: Literal["healthy", "cooling"]
+    cooling_until: datetime | None
+    last_error: str | None
+
+
+class ModelInfo(BaseModel):
+    id: uuid.UUID
+    name: str
+    provider_id: uuid.UUID = Field(description="The first deployment's provider.")
+    provider_name: str
+    provider_model_name: str
+    deployments: list[DeploymentInfo]
+    fallbacks: list[str]
     is_active: bool
     input_token_coefficient: float
     output_token_coefficient: float

@@ -54,16 +54,43 @@ models = sa.Table(
     metadata,
     sa.Column("id", sa.Uuid, primary_key=True),
     sa.Column("name", sa.String(256), nullable=False, unique=True),
-    sa.Column(
-        "provider_id", sa.Uuid, sa.ForeignKey("providers.id", ondelete="RESTRICT"), nullable=False
-    ),
-    sa.Column("provider_model_name", sa.String(256), nullable=True),
     sa.Column("is_active", sa.Boolean, nullable=False, default=True),
     sa.Column("input_token_coefficient", sa.Float, nullable=False, default=1.0),
     sa.Column("output_token_coefficient", sa.Float, nullable=False, default=1.0),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
-    sa.Index("ix_models_provider_id", "provider_id"),
+)
+
+# Where a model is served: a provider, its name for the model there, a weight and a priority.
+model_deployments = sa.Table(
+    "model_deployments",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("model_id", sa.Uuid, sa.ForeignKey("models.id", ondelete="CASCADE"), nullable=False),
+    sa.Column(
+        "provider_id", sa.Uuid, sa.ForeignKey("providers.id", ondelete="RESTRICT"), nullable=False
+    ),
+    sa.Column("provider_model_name", sa.String(256), nullable=True),
+    sa.Column("weight", sa.Integer, nullable=False),
+    sa.Column("priority", sa.Integer, nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),  # order in the admin's list
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Index("ix_model_deployments_model_id", "model_id"),
+    sa.Index("ix_model_deployments_provider_id", "provider_id"),
+)
+
+# The models tried, in order, once every deployment of a model has been tried.
+model_fallbacks = sa.Table(
+    "model_fallbacks",
+    metadata,
+    sa.Column(
+        "model_id", sa.Uuid, sa.ForeignKey("models.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("position", sa.Integer, primary_key=True),
+    sa.Column(
+        "fallback_id", sa.Uuid, sa.ForeignKey("models.id", ondelete="RESTRICT"), nullable=False
+    ),
+    sa.Index("ix_model_fallbacks_fallback_id", "fallback_id"),
 )
 
 user_keys = sa.Table(
@@ -91,6 +118,7 @@ request_logs = sa.Table(
     sa.Column("user_key_id", sa.Uuid, nullable=False),
     sa.Column("model_requested", sa.String(256), nullable=True),
     sa.Column("model_sent", sa.String(256), nullable=True),
+    sa.Column("model_served", sa.String(256), nullable=True),  # differs after a fallback
     sa.Column("provider_id", sa.Uuid, nullable=True),
     sa.Column("provider_kind", sa.String(32), nullable=True),
     sa.Column("status_code", sa.Integer, nullable=False),
@@ -103,6 +131,8 @@ request_logs = sa.Table(
     sa.Column("ttfb_ms", sa.Integer, nullable=True),
     sa.Column("is_stream", sa.Boolean, nullable=False),
     sa.Column("error_message", sa.Text, nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, default=1),
+    sa.Column("failed_attempts", sa.Text, nullable=True),  # JSON list, one entry per failure
     sa.Column("request_body", sa.Text, nullable=True),
     sa.Column("response_body", sa.Text, nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False),

@@ -27,8 +27,9 @@ class ModelList:
             await send_error(send, TOO_MANY_FAILURES if throttled else INVALID_KEY, [])
             return
         data = [
-            {"id": name, "object": "model", "created": r.created, "owned_by": r.provider_name}
-            for name, r in sorted(store.cache.routes.items())
+            {"id": name, "object": "model", "created": route.created, "owned_by": owner}
+            for name, route in sorted(store.cache.routes.items())
+            for owner in (route.tiers[0][0].provider_name,)
         ]
         body = orjson.dumps({"object": "list", "data": data})
         await send_bytes(send, 200, body, [JSON_CONTENT_TYPE])

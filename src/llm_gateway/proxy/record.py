@@ -10,7 +10,8 @@ import orjson
 
 from llm_gateway.db.tables import utcnow
 from llm_gateway.errors import GatewayError, UpstreamError
-from llm_gateway.state.cache import Cache, KeyEntry, Route
+from llm_gateway.routing.table import Deployment, ModelRoute
+from llm_gateway.state.cache import Cache, KeyEntry
 
 _BYTES_PER_TOKEN_ESTIMATE = 4
 
@@ -22,11 +23,13 @@ def estimate_tokens(size_in_bytes: int) -> int:
 
 class CallRecord:
     __slots__ = (
+        "attempts",
         "chunks",
         "client_gone",
         "completion_tokens",
         "error_message",
         "events_sent",
+        "failed_attempts",
         "first_byte_at",
         "gateway_id",
         "is_error",
@@ -34,6 +37,7 @@ class CallRecord:
         "key_id",
         "model_requested",
         "model_sent",
+        "model_served",
         "prompt_tokens",
         "provider_id",
         "provider_kind",
@@ -42,6 +46,7 @@ class CallRecord:
         "reserved",
         "response_body",
         "response_id",
+        "served_route",
         "shared_reservation",
         "started",
         "status_code",
@@ -59,6 +64,10 @@ class CallRecord:
         self.started = started
         self.model_requested: str | None = None
         self.model_sent: str | None = None
+        self.model_served: str | None = None
+        self.served_route: ModelRoute | None = None
+        self.attempts = 0
+        self.failed_attempts: list[dict[str, Any]] | None = None
         self.provider_id: uuid.UUID | None = None
         self.provider_kind: str | None = None
         self.provider_name: str | None = None
@@ -101,12 +110,31 @@ class CallRecord:
                 entry.reserved = max(0, entry.reserved - self.reserved)
             self.reserved = 0
 
-    def set_route(self, route: Route) -> None:
-        self.model_sent = route.upstream_model or route.model_name
-        self.provider_id = route.provider_id
-        self.provider_kind = route.provider_kind
-        self.provider_name = route.provider_name
-        self.upstream_started_at = time.perf_counter()
+    def attempt(self, route: ModelRoute, deployment: Deployment) -> None:
+        """An upstream attempt begins: the row describes the latest one."""
+        self.attempts += 1
+        self.served_route = route
+        self.model_served = route.model_name
+        self.model_sent = deployment.upstream_model or route.model_name
+        self.provider_id = deployment.provider_id
+        self.provider_kind = deployment.provider_kind
+        self.provider_name = deployment.provider_name
+        if self.upstream_started_at is None:
+            self.upstream_started_at = time.perf_counter()
+
+    def attempt_failed(self, deployment: Deployment, reason: str, began: float) -> None:
+        if self.failed_attempts is None:
+            self.failed_attempts = []
+        self.failed_attempts.append(
+            {
+                "provider_id": str(deployment.provider_id),
+                "provider_name": deployment.provider_name,
+                "deployment_id": str(deployment.id),
+                "status": int(reason) if reason.isdigit() else None,
+                "error": None if reason.isdigit() else reason,
+                "ms": round((time.perf_counter() - began) * 1000),
+            }
+        )
 
     def fail(self, error: GatewayError) -> None:
         self.status_code = error.status
@@ -164,7 +192,7 @@ class CallRecord:
         )
         self.usage_reported = True
 
-    def weigh(self, route: Route | None) -> int:
+    def weigh(self, route: ModelRoute | None) -> int:
         if route is not None:
             self.weighted_tokens = route.weighted_tokens(self.prompt_tokens, self.completion_tokens)
         return self.weighted_tokens
@@ -203,6 +231,7 @@ class CallRecord:
             "user_key_id": self.key_id,
             "model_requested": self.model_requested,
             "model_sent": self.model_sent,
+            "model_served": self.model_served,
             "provider_id": self.provider_id,
             "provider_kind": self.provider_kind,
             "status_code": self.status_code,
@@ -215,6 +244,10 @@ class CallRecord:
             "ttfb_ms": self.ttfb_ms(),
             "is_stream": self.is_stream,
             "error_message": self.error_message,
+            "attempts": self.attempts,
+            "failed_attempts": (
+                orjson.dumps(self.failed_attempts).decode() if self.failed_attempts else None
+            ),
             "request_body": request_body,
             "response_body": response_body,
             "created_at": utcnow(),

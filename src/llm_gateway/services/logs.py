@@ -7,12 +7,30 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 
-from llm_gateway.db.tables import request_logs
+from llm_gateway.db.tables import providers, request_logs, user_keys
 from llm_gateway.state.store import Store
 
-_LIST_COLUMNS = [c for c in request_logs.c if c.name not in ("request_body", "response_body")]
+_NAMED = ("key_name", "provider_name")
+_LIST_COLUMNS = [
+    c for c in request_logs.c if c.name not in ("request_body", "response_body", *_NAMED)
+]
+_ALL_COLUMNS = [c for c in request_logs.c if c.name not in _NAMED]
+# The key's and the provider's names beside their ids (the name recorded with the row first,
+# when the table has one; the provider's current name otherwise).
+_NAMES = [
+    user_keys.c.name.label("key_name"),
+    (
+        sa.func.coalesce(request_logs.c.provider_name, providers.c.name)
+        if "provider_name" in request_logs.c
+        else providers.c.name
+    ).label("provider_name"),
+]
+_JOINED = request_logs.outerjoin(user_keys, request_logs.c.user_key_id == user_keys.c.id).outerjoin(
+    providers, request_logs.c.provider_id == providers.c.id
+)
 
 
 @dataclass(frozen=True)
@@ -46,9 +64,10 @@ async def list_logs(
     store: Store, filters: LogFilter, page: int, per_page: int, with_bodies: bool = False
 ) -> dict[str, Any]:
     conditions = filters.conditions()
-    columns = list(request_logs.c) if with_bodies else _LIST_COLUMNS
+    columns = _ALL_COLUMNS if with_bodies else _LIST_COLUMNS
     query = (
-        sa.select(*columns)
+        sa.select(*columns, *_NAMES)
+        .select_from(_JOINED)
         .where(*conditions)
         .order_by(request_logs.c.created_at.desc(), request_logs.c.id.desc())
         .limit(per_page)
@@ -56,7 +75,7 @@ async def list_logs(
     )
     count = sa.select(sa.func.count()).select_from(request_logs).where(*conditions)
     async with store.engine.connect() as conn:
-        rows = [dict(row._mapping) for row in await conn.execute(query)]
+        rows = [_decoded(row) for row in await conn.execute(query)]
         total = await conn.scalar(count) or 0
     return {"data": rows, "total": total, "page": page, "per_page": per_page}
 
@@ -64,6 +83,18 @@ async def list_logs(
 async def get_log(store: Store, log_id: int) -> dict[str, Any] | None:
     async with store.engine.connect() as conn:
         row = (
-            await conn.execute(sa.select(request_logs).where(request_logs.c.id == log_id))
+            await conn.execute(
+                sa.select(*_ALL_COLUMNS, *_NAMES)
+                .select_from(_JOINED)
+                .where(request_logs.c.id == log_id)
+            )
         ).first()
-    return None if row is None else dict(row._mapping)
+    return None if row is None else _decoded(row)
+
+
+def _decoded(row: Any) -> dict[str, Any]:
+    """A log row as the API shows it: the failed attempts as a list, not JSON text."""
+    fields = dict(row._mapping)
+    failed = fields.get("failed_attempts")
+    fields["failed_attempts"] = orjson.loads(failed) if failed else []
+    return fields

@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from llm_gateway.db.tables import models, providers, utcnow
+from llm_gateway.db.tables import model_deployments, providers, utcnow
 from llm_gateway.errors import Conflict, NotFound
 from llm_gateway.security import mask_secret
 from llm_gateway.services.common import parse_id
@@ -98,18 +98,19 @@ async def delete_provider(store: Store, ident: str) -> None:
     provider_id = parse_id(ident, "provider")
     async with store.engine.begin() as conn:
         in_use = await conn.scalar(
-            sa.select(sa.func.count())
-            .select_from(models)
-            .where(models.c.provider_id == provider_id)
+            sa.select(sa.func.count(sa.distinct(model_deployments.c.model_id))).where(
+                model_deployments.c.provider_id == provider_id
+            )
         )
         if in_use:
             raise Conflict(
-                f"provider is still used by {in_use} model(s); delete or move them first"
+                f"provider is still used by deployments of {in_use} model(s); "
+                "remove those deployments first"
             )
         try:
             result = await conn.execute(sa.delete(providers).where(providers.c.id == provider_id))
         except IntegrityError:  # a model was added concurrently
-            raise Conflict("provider is still used by models") from None
+            raise Conflict("provider is still used by deployments of models") from None
         if result.rowcount == 0:
             raise NotFound(f"provider {ident!r} not found")
     await _after_change(store, provider_id)

@@ -1,4 +1,10 @@
-"""Dashboard numbers from the request logs, computed the same way on SQLite and PostgreSQL."""
+"""Dashboard numbers from the request logs, computed the same way on SQLite and PostgreSQL.
+
+Usage per model has a row for each configured model only: a name counts as itself when it is a
+model in the models table (active or not), or when the request was routed to a provider (so a
+model deleted since keeps its history); any other name a client sent counts under
+`UNKNOWN_MODEL`. The request-log rows themselves keep the name as it was requested.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +13,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from llm_gateway.db.tables import providers, request_logs, utcnow
+from llm_gateway.db.tables import models, providers, request_logs, utcnow
 from llm_gateway.state.store import Store
 
 HOURS = 24
+UNKNOWN_MODEL = "(unknown)"  # where requests for names that are not configured models count
 
 
 def _hour_bucket(dialect: str) -> sa.ColumnElement[Any]:
@@ -18,6 +25,14 @@ def _hour_bucket(dialect: str) -> sa.ColumnElement[Any]:
     if dialect == "postgresql":
         return sa.func.date_trunc("hour", sa.func.timezone("UTC", created))
     return sa.func.strftime("%Y-%m-%d %H:00:00", created)
+
+
+def _model_name() -> sa.ColumnElement[Any]:
+    c = request_logs.c
+    configured = sa.or_(c.provider_id.is_not(None), c.model_requested.in_(sa.select(models.c.name)))
+    return sa.case(
+        (configured, c.model_requested), else_=sa.literal(UNKNOWN_MODEL, literal_execute=True)
+    ).label("model")
 
 
 def _as_hour(value: Any) -> datetime:
@@ -53,10 +68,11 @@ async def dashboard(store: Store) -> dict[str, Any]:
             .group_by(bucket)
         )
         by_hour = {_as_hour(row[0]): row for row in hourly}
-        models = await conn.execute(
-            sa.select(c.model_requested, sa.func.count(), sa.func.sum(c.total_tokens))
+        model = _model_name()
+        by_model = await conn.execute(
+            sa.select(model, sa.func.count(), sa.func.sum(c.total_tokens))
             .where(c.created_at >= week_ago, c.model_requested.is_not(None))
-            .group_by(c.model_requested)
+            .group_by(model)
             .order_by(sa.func.count().desc())
         )
         provider_name = sa.func.coalesce(providers.c.name, c.provider_kind).label("provider")
@@ -67,7 +83,7 @@ async def dashboard(store: Store) -> dict[str, Any]:
             .group_by(provider_name)
             .order_by(sa.func.count().desc())
         )
-        model_usage = [{"model": m, "requests": n, "tokens": int(t or 0)} for m, n, t in models]
+        model_usage = [{"model": m, "requests": n, "tokens": int(t or 0)} for m, n, t in by_model]
         provider_usage = [
             {"provider": p, "requests": n, "errors": int(e or 0)} for p, n, e in by_provider
         ]

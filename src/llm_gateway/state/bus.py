@@ -11,6 +11,10 @@ goes through the reservations in `shared_budget`, shared by all processes.
 Each process still flushes its own counts to the database (the durable record), so the counters
 are rebuilt from the database if Redis loses them.
 
+Shared cooldowns. A deployment that cools down in one process is announced on the same channel
+and kept in one hash (deployment id -> end of cooldown), read after every (re)connect; every
+process then skips it within a notice's delivery time, with no Redis round trip per request.
+
 Redis is an accelerator: when it is down, requests are served from the caches, admin writes
 still succeed, counts wait locally (and still reach the database), and the link reconnects with
 backoff and resyncs.
@@ -32,11 +36,13 @@ import redis.asyncio as redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
+from llm_gateway.routing.health import DeploymentHealth
 from llm_gateway.state.store import Store
 
 log = logging.getLogger("llm_gateway.redis")
 
 CHANNEL = "llm-gateway:changes"
+COOLDOWNS = "llm-gateway:cooldowns"
 RECENT_SECONDS = 120.0
 
 
@@ -67,10 +73,12 @@ class ChangeBus:
         self.unshared: defaultdict[uuid.UUID, int] = defaultdict(int)
         self.recent: dict[uuid.UUID, float] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._notices: set[asyncio.Task[None]] = set()  # cooldown notices being sent
 
     async def start(self) -> None:
         self.store.listeners.append(self.publish)
         self.store.ledger.shared = self
+        self.store.health.publishers.append(self.share_health)
         self._tasks = [
             asyncio.create_task(self._listen_forever(), name="redis-listener"),
             asyncio.create_task(self._sync_forever(), name="redis-usage-sync"),
@@ -80,7 +88,7 @@ class ChangeBus:
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks, *self._notices, return_exceptions=True)
         with contextlib.suppress(RedisError, OSError):
             await self.sync_usage()
         await self.client.aclose()
@@ -120,6 +128,60 @@ class ChangeBus:
                     )
         elif kind == "routes":
             await self.store.reload_routes()
+        elif kind == "cooldown" and isinstance(ident, str):
+            self.store.health.apply(
+                uuid.UUID(ident),
+                float(notice.get("until") or 0),
+                int(notice.get("level") or 0),
+                notice.get("error"),
+            )
+
+    # shared cooldowns ------------------------------------------------------------------------
+    def share_health(self, deployment_id: uuid.UUID, state: DeploymentHealth) -> None:
+        """Tell the other processes about a cooldown (or a recovery) found here."""
+        task = asyncio.get_running_loop().create_task(
+            self._send_health(deployment_id, state.cooling_until, state.level, state.last_error)
+        )
+        self._notices.add(task)
+        task.add_done_callback(self._notices.discard)
+
+    async def _send_health(
+        self, deployment_id: uuid.UUID, until: float, level: int, error: str | None
+    ) -> None:
+        ident = str(deployment_id)
+        notice = {"until": until, "level": level, "error": error}
+        pipe = self.client.pipeline(transaction=False)
+        if until:
+            pipe.hset(COOLDOWNS, ident, orjson.dumps(notice))
+        else:
+            pipe.hdel(COOLDOWNS, ident)
+        pipe.publish(
+            CHANNEL,
+            orjson.dumps({"kind": "cooldown", "id": ident, "origin": self.instance, **notice}),
+        )
+        try:
+            await pipe.execute()
+        except (RedisError, OSError) as exc:
+            log.warning(
+                "cooldown not shared (%s); other processes find it themselves", type(exc).__name__
+            )
+
+    async def load_cooldowns(self) -> None:
+        """Take the cooldowns other processes found (after a connect); forget ended ones."""
+        now = time.time()
+        ended = []
+        for ident, raw in (await self.client.hgetall(COOLDOWNS)).items():
+            notice = orjson.loads(raw)
+            until = float(notice.get("until") or 0)
+            if until <= now:
+                ended.append(ident)
+                continue
+            deployment_id = uuid.UUID(ident.decode() if isinstance(ident, bytes) else ident)
+            self.store.health.apply(
+                deployment_id, until, int(notice.get("level") or 0), notice.get("error")
+            )
+        if ended:
+            await self.client.hdel(COOLDOWNS, *ended)
 
     async def _listen_forever(self) -> None:
         backoff = 0.1
@@ -132,6 +194,10 @@ class ChangeBus:
                 self.connected = True
                 backoff = 0.1
                 await self._resync()
+                try:
+                    await self.load_cooldowns()
+                except (ValueError, TypeError) as exc:  # a malformed entry; skip them all
+                    log.warning("shared cooldowns not read: %s", type(exc).__name__)
                 async for message in pubsub.listen():
                     if message.get("type") == "message":
                         try:

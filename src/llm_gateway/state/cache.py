@@ -14,13 +14,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from llm_gateway.db.tables import models, providers, user_keys
+from llm_gateway.db.tables import model_deployments, model_fallbacks, models, providers, user_keys
+from llm_gateway.routing.table import Deployment, ModelRoute, group_by_priority
 from llm_gateway.security import SecretBox
 
 
 @dataclass(slots=True)
 class KeyEntry:
     id: uuid.UUID
+    name: str
     key_hash: str
     token_budget: int | None
     tokens_used: int  # database value plus usage this process has counted since
@@ -33,31 +35,12 @@ class KeyEntry:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Route:
-    model_id: uuid.UUID
-    model_name: str
-    upstream_model: str | None  # None: the provider calls it by the same name
-    provider_id: uuid.UUID
-    provider_name: str
-    provider_kind: str
-    url: str
-    authorization: str
-    input_coefficient: float
-    output_coefficient: float
-    created: int  # unix seconds, for /v1/models
-
-    def weighted_tokens(self, prompt_tokens: int, completion_tokens: int) -> int:
-        return round(
-            prompt_tokens * self.input_coefficient + completion_tokens * self.output_coefficient
-        )
-
-
 def _entry(row: Any, pending: int, previous: KeyEntry | None) -> KeyEntry:
     """A cache entry from a database row; reservations of calls in flight carry over."""
     reset_at = row.usage_reset_at
     return KeyEntry(
         id=row.id,
+        name=row.name,
         key_hash=row.key_hash,
         token_budget=row.token_budget,
         tokens_used=row.tokens_used + pending,
@@ -66,16 +49,12 @@ def _entry(row: Any, pending: int, previous: KeyEntry | None) -> KeyEntry:
     )
 
 
-def chat_completions_url(base_url: str) -> str:
-    return base_url.rstrip("/") + "/chat/completions"
-
-
 class Cache:
     def __init__(self, box: SecretBox) -> None:
         self._box = box
         self.keys: dict[str, KeyEntry] = {}
         self._hash_by_id: dict[uuid.UUID, str] = {}
-        self.routes: dict[str, Route] = {}
+        self.routes: dict[str, ModelRoute] = {}
         self.hits = 0
         self.misses = 0
 
@@ -124,37 +103,64 @@ class Cache:
 
     # routes -----------------------------------------------------------------------------
     async def load_routes(self, conn: AsyncConnection) -> None:
+        """Rebuild the routing table: active models with their active providers' deployments."""
         query = (
             sa.select(
-                models.c.id,
-                models.c.name,
-                models.c.provider_model_name,
-                models.c.input_token_coefficient,
-                models.c.output_token_coefficient,
-                models.c.created_at,
+                model_deployments.c.id,
+                model_deployments.c.model_id,
+                model_deployments.c.provider_model_name,
+                model_deployments.c.weight,
+                model_deployments.c.priority,
                 providers.c.id.label("provider_id"),
                 providers.c.name.label("provider_name"),
                 providers.c.kind,
                 providers.c.base_url,
                 providers.c.api_key,
             )
-            .join(providers, models.c.provider_id == providers.c.id)
-            .where(models.c.is_active, providers.c.is_active)
+            .join(providers, model_deployments.c.provider_id == providers.c.id)
+            .where(providers.c.is_active)
+            .order_by(model_deployments.c.model_id, model_deployments.c.position)
         )
-        routes: dict[str, Route] = {}
+        names = {
+            row.id: row for row in await conn.execute(sa.select(models).where(models.c.is_active))
+        }
+        served: dict[uuid.UUID, list[Deployment]] = {}
         for row in await conn.execute(query):
+            model = names.get(row.model_id)
+            if model is None:
+                continue
             upstream = row.provider_model_name
-            routes[row.name] = Route(
-                model_id=row.id,
-                model_name=row.name,
-                upstream_model=None if upstream in (None, row.name) else upstream,
-                provider_id=row.provider_id,
-                provider_name=row.provider_name,
-                provider_kind=row.kind,
-                url=chat_completions_url(row.base_url),
-                authorization="Bearer " + self._box.decrypt(row.api_key),
-                input_coefficient=row.input_token_coefficient,
-                output_coefficient=row.output_token_coefficient,
-                created=int(row.created_at.timestamp()),
+            served.setdefault(row.model_id, []).append(
+                Deployment(
+                    id=row.id,
+                    provider_id=row.provider_id,
+                    provider_name=row.provider_name,
+                    provider_kind=row.kind,
+                    base_url=row.base_url.rstrip("/"),
+                    authorization="Bearer " + self._box.decrypt(row.api_key),
+                    upstream_model=None if upstream in (None, model.name) else upstream,
+                    weight=row.weight,
+                    priority=row.priority,
+                )
+            )
+        fallbacks: dict[uuid.UUID, list[str]] = {}
+        query_fallbacks = sa.select(model_fallbacks).order_by(
+            model_fallbacks.c.model_id, model_fallbacks.c.position
+        )
+        for row in await conn.execute(query_fallbacks):
+            fallback = names.get(row.fallback_id)
+            if fallback is not None:
+                fallbacks.setdefault(row.model_id, []).append(fallback.name)
+        routes: dict[str, ModelRoute] = {}
+        for model_id, deployments in served.items():
+            model = names[model_id]
+            routes[model.name] = ModelRoute(
+                model_id=model_id,
+                model_name=model.name,
+                tiers=group_by_priority(deployments),
+                fallbacks=tuple(fallbacks.get(model_id, ())),
+                input_coefficient=model.input_token_coefficient,
+                output_coefficient=model.output_token_coefficient,
+                created=int(model.created_at.timestamp()),
             )
         self.routes = routes

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from llm_gateway.routing.health import Health
 from llm_gateway.security import SecretBox
 from llm_gateway.state.cache import Cache
 from llm_gateway.state.usage import UsageLedger
@@ -20,6 +21,7 @@ class Store:
     cache: Cache
     ledger: UsageLedger
     box: SecretBox
+    health: Health = field(default_factory=Health)  # deployment cooldowns, read on every pick
     # Called after every committed admin change with (kind, id); the Redis bus fans it out.
     listeners: list[ChangeListener] = field(default_factory=list)
 

@@ -1,0 +1,1 @@
+"""One adapter per proxied endpoint: how to read its request, what goes upstream, its usage."""

@@ -1,0 +1,317 @@
+"""A proxied call, top to bottom.
+
+1. authenticate: SHA-256 of the bearer key, looked up in the in-process key cache;
+2. read and parse the body once (the endpoint adapter checks its fields);
+3. resolve the model in the in-process routing table; refuse an exhausted budget and reserve
+   the call's expected cost;
+4. attempt deployments as the routing plan says (routing/plan.py): a failure that happens
+   before anything reached the client moves on to the next deployment or fallback model,
+   invisibly; a stream commits at its first event;
+5. relay the committed answer (streams chunk by chunk), or the last failure;
+6. account usage with the serving model's coefficients and enqueue one request-log row;
+   neither delays the response.
+
+A client that goes away cancels the upstream request; what was streamed is still counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from typing import Any
+
+import orjson
+
+from llm_gateway.errors import BadRequest, GatewayError, ModelNotFound, QuotaExceeded
+from llm_gateway.json_depth import nests_deeper_than
+from llm_gateway.logging_setup import request_context
+from llm_gateway.proxy.asgi import Headers, Receive, Scope, Send, read_body
+from llm_gateway.proxy.attempt import Failed, Streaming, attempt
+from llm_gateway.proxy.auth import INVALID_KEY, TOO_MANY_FAILURES, authenticate, client_address
+from llm_gateway.proxy.endpoints import chat
+from llm_gateway.proxy.record import CallRecord, estimate_tokens
+from llm_gateway.proxy.relay import Reply, relay_answer, relay_stream
+from llm_gateway.routing.plan import Plan
+from llm_gateway.routing.table import Deployment, ModelRoute
+from llm_gateway.runtime import Runtime
+from llm_gateway.state.cache import KeyEntry
+from llm_gateway.upstream.kinds import KINDS
+
+_CLIENT_HEADERS = frozenset(header for kind in KINDS.values() for header in kind.forwarded_headers)
+_CLIENT_GONE_STATUS = 499
+_BUDGET_EXHAUSTED = "token budget exhausted for this key"  # locally or by the shared check
+ACCESS_SCOPE_KEY = "llm_gateway.access"  # the access log's fields, filled in here
+log = logging.getLogger("llm_gateway.proxy")
+
+
+class ChatCompletions:
+    def __init__(self, runtime: Runtime) -> None:
+        self.rt = runtime
+        # Recent weighted cost of a call, per model: what a budgeted request reserves.
+        self._expected_cost: dict[str, int] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        authorization = None
+        gateway_id = None
+        client_headers: Headers = []
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                authorization = value
+            elif name == b"x-request-id":
+                gateway_id = value[:128].decode("latin-1")
+            elif name in _CLIENT_HEADERS:
+                client_headers.append((name, value))
+        if gateway_id is None:
+            gateway_id = os.urandom(16).hex()
+        reply = Reply(send, gateway_id.encode("latin-1"))
+
+        if scope["method"] != "POST":
+            error = BadRequest("use POST for /v1/chat/completions", code="method_not_allowed")
+            error.status = 405
+            await reply.error(error)
+            return
+        store = self.rt.store
+        assert store is not None
+        key = authenticate(store.cache, authorization)
+        if key is None:
+            throttled = self.rt.auth_throttle.failed(client_address(scope))
+            await reply.error(TOO_MANY_FAILURES if throttled else INVALID_KEY)
+            return
+        access = scope.get(ACCESS_SCOPE_KEY)
+        if access is not None:
+            access["key"] = key.name
+
+        call = CallRecord(gateway_id, key.id, started)
+        request_context.set((gateway_id, str(key.id)))
+        try:
+            body = await read_body(receive, self.rt.config.max_body_bytes)
+            call.request_body = body
+            request = self._parse(body, call)
+            if access is not None:
+                access["model"] = request.model
+            route = store.cache.routes.get(request.model)
+            if route is None:
+                raise ModelNotFound(f"the model '{request.model}' does not exist", param="model")
+            await self._admit(key, route, len(body), call)
+        except GatewayError as error:
+            call.fail(error)
+            await reply.error(error)
+            self._finish(call, None)
+            return
+        except ConnectionResetError:
+            call.status_code, call.is_error = _CLIENT_GONE_STATUS, True
+            call.error_message = "client disconnected"
+            self._finish(call, None)
+            return
+
+        task = asyncio.current_task()
+        assert task is not None
+        watcher = asyncio.create_task(_cancel_on_disconnect(receive, task, call))
+        served: ModelRoute | None = None
+        try:
+            served = await self._serve(request, route, client_headers, reply, call)
+        except asyncio.CancelledError:
+            if not call.client_gone:
+                raise
+            task.uncancel()
+            call.status_code, call.is_error = _CLIENT_GONE_STATUS, True
+            call.error_message = call.error_message or "client disconnected"
+            served = call.served_route
+        except Exception:
+            # A bug of ours: the call is still charged, logged and released; uvicorn answers
+            # 500 (or drops the connection if the answer had begun) and logs the traceback.
+            call.status_code, call.is_error = 500, True
+            call.error_message = "internal error in the gateway"
+            self._finish(call, call.served_route)
+            raise
+        finally:
+            watcher.cancel()
+            call.release(store.cache)  # whatever happened, the reservation ends with the call
+        self._finish(call, served)
+
+    # steps --------------------------------------------------------------------------------
+    def _parse(self, body: bytes, call: CallRecord) -> chat.ChatRequest:
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise BadRequest("request body is not valid JSON", code="invalid_json") from None
+        if not isinstance(payload, dict):
+            raise BadRequest("request body must be a JSON object", code="invalid_json")
+        limit = self.rt.config.max_json_depth
+        if nests_deeper_than(body, payload, limit):
+            raise BadRequest(
+                f"request body nests arrays and objects deeper than {limit} levels",
+                code="json_too_deep",
+            )
+        model = payload.get("model")
+        if isinstance(model, str):
+            call.model_requested = model
+        request = chat.ChatRequest(body, payload)
+        call.is_stream = request.stream
+        return request
+
+    async def _admit(
+        self, key: KeyEntry, route: ModelRoute, body_size: int, call: CallRecord
+    ) -> None:
+        """Refuse an exhausted budget; otherwise hold the call's expected cost while it runs.
+
+        The reservation keeps concurrent requests from all passing the check before any of
+        them is charged; near the end of a budget it is shared with the other processes. The
+        expected cost is the model's recent weighted cost per call, and at least the weighted
+        size of this prompt (so a cold model, or an unusually long prompt, still holds some).
+        """
+        if key.exhausted():
+            raise QuotaExceeded(_BUDGET_EXHAUSTED)
+        if key.token_budget is None:
+            return
+        prompt = route.weighted_tokens(estimate_tokens(body_size), 0)
+        cost = max(self._expected_cost.get(route.model_name, 0), prompt)
+        call.reserve(key, cost)
+        shared = self.rt.shared_budget
+        if shared is not None and shared.near_end(key, cost):
+            member = await shared.reserve(key, cost)
+            if member is None:
+                assert self.rt.store is not None
+                call.release(self.rt.store.cache)
+                raise QuotaExceeded(_BUDGET_EXHAUSTED)
+            if member:
+                call.shared_reservation = member
+
+    async def _serve(
+        self,
+        request: chat.ChatRequest,
+        route: ModelRoute,
+        client_headers: Headers,
+        reply: Reply,
+        call: CallRecord,
+    ) -> ModelRoute | None:
+        """Attempt deployments until one answers; relay that answer or the last failure."""
+        rt = self.rt
+        assert rt.store is not None
+        assert rt.session is not None
+        config = rt.config
+        health = rt.store.health
+        routes = rt.store.cache.routes
+        plan = Plan(route, routes, health, config.max_attempts, config.max_retry_wait)
+        keep = config.log_response_body
+        failed: Failed | None = None
+        while (step := plan.next(time.time())) is not None:
+            served, deployment, wait = step
+            if wait:
+                await asyncio.sleep(wait)
+            reply.attempts += 1
+            call.attempt(served, deployment)
+            began = time.perf_counter()
+            outcome = await attempt(
+                rt.session,
+                deployment.base_url + chat.PATH,
+                request.body_for(deployment),
+                _upstream_headers(deployment, client_headers, request.stream),
+                request.stream,
+                config.first_byte_timeout,
+            )
+            if isinstance(outcome, Failed):
+                failure = outcome.failure
+                health.failed(
+                    deployment.id, _describe(outcome), failure.status, failure.retry_after
+                )
+                plan.failed(served, deployment, failure)
+                call.attempt_failed(deployment, failure.reason, began)
+                if rt.metrics is not None:
+                    rt.metrics.observe_attempt(deployment.provider_name, failure.reason)
+                failed = outcome
+                continue
+            call.first_byte()
+            health.succeeded(deployment.id)
+            if rt.metrics is not None:
+                rt.metrics.observe_attempt(deployment.provider_name, None)
+            if isinstance(outcome, Streaming):
+                await relay_stream(outcome, reply, call, request.drop_usage, keep)
+            else:
+                await relay_answer(outcome, reply, call, keep)
+            return served
+        assert failed is not None  # the plan always allows a first attempt
+        if failed.answer is not None:
+            await relay_answer(failed.answer, reply, call, keep)
+        else:
+            assert failed.error is not None
+            call.fail(failed.error)
+            await reply.error(failed.error)
+        return None
+
+    def _finish(self, call: CallRecord, route: ModelRoute | None) -> None:
+        rt = self.rt
+        if rt.store is not None:
+            call.release(rt.store.cache)
+        if call.upstream_error_kind is not None:
+            log.warning(
+                "upstream failure (%s) for model %s: %s",
+                call.upstream_error_kind,
+                call.model_requested,
+                call.error_message,
+            )
+        weighted = call.weigh(route)
+        if weighted and rt.store is not None:
+            rt.store.ledger.add(call.key_id, weighted)
+            if call.usage_reported and route is not None:
+                previous = self._expected_cost.get(route.model_name)
+                self._expected_cost[route.model_name] = (
+                    weighted if previous is None else (previous * 3 + weighted) // 4
+                )
+        if call.shared_reservation is not None and rt.shared_budget is not None:
+            rt.shared_budget.settle(call.key_id, call.shared_reservation)
+            call.shared_reservation = None
+        if rt.log_writer is not None:
+            rt.log_writer.submit(
+                call.to_row(rt.config.log_request_body, rt.config.log_response_body)
+            )
+        if rt.metrics is not None:
+            rt.metrics.observe_call(call)
+
+
+async def _cancel_on_disconnect(
+    receive: Receive, task: asyncio.Task[Any], call: CallRecord
+) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            call.client_gone = True
+            task.cancel()
+            return
+
+
+def _upstream_headers(
+    deployment: Deployment, client_headers: Headers, stream: bool
+) -> dict[str, str]:
+    headers = {
+        "Authorization": deployment.authorization,
+        "Content-Type": "application/json",
+        "Accept": "text/event-stream" if stream else "application/json",
+    }
+    kind = KINDS.get(deployment.provider_kind)
+    allowed = kind.forwarded_headers if kind is not None else ()
+    for name, value in client_headers:
+        if name in allowed:
+            headers[name.decode()] = value.decode("latin-1")
+    return headers
+
+
+def _describe(outcome: Failed) -> str:
+    """A short account of a failed attempt for `last_error`: never a secret or a URL."""
+    if outcome.error is not None:
+        return outcome.error.message
+    assert outcome.answer is not None
+    body = outcome.answer.body
+    message = ""
+    try:
+        payload = orjson.loads(body)
+        error = payload.get("error") if isinstance(payload, dict) else None
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            message = error["message"][:200]
+    except orjson.JSONDecodeError:
+        pass
+    status = outcome.answer.response.status
+    return f"HTTP {status}: {message}" if message else f"HTTP {status}"

@@ -1,0 +1,51 @@
+"""The routing table the hot path reads: public model names to deployments and fallbacks."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True, eq=False)  # compared by identity: cheap on the hot path
+class Deployment:
+    id: uuid.UUID
+    provider_id: uuid.UUID
+    provider_name: str
+    provider_kind: str
+    base_url: str  # without a trailing slash; each endpoint appends its path
+    authorization: str
+    upstream_model: str | None  # None: the provider calls the model by its public name
+    weight: int
+    priority: int
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRoute:
+    model_id: uuid.UUID
+    model_name: str
+    # Deployments grouped by priority, lowest number first; list order inside a group.
+    tiers: tuple[tuple[Deployment, ...], ...]
+    fallbacks: tuple[str, ...]
+    input_coefficient: float
+    output_coefficient: float
+    created: int  # unix seconds, for /v1/models
+
+    def weighted_tokens(self, prompt_tokens: int, completion_tokens: int) -> int:
+        return round(
+            prompt_tokens * self.input_coefficient + completion_tokens * self.output_coefficient
+        )
+
+    def deployments(self) -> tuple[Deployment, ...]:
+        return tuple(deployment for tier in self.tiers for deployment in tier)
+
+
+def group_by_priority(deployments: list[Deployment]) -> tuple[tuple[Deployment, ...], ...]:
+    """`deployments` in list order, grouped by priority (a stable sort keeps list order)."""
+    ordered = sorted(deployments, key=lambda deployment: deployment.priority)
+    tiers: list[tuple[Deployment, ...]] = []
+    for deployment in ordered:
+        if tiers and tiers[-1][0].priority == deployment.priority:
+            tiers[-1] = (*tiers[-1], deployment)
+        else:
+            tiers.append((deployment,))
+    return tuple(tiers)
