@@ -9,6 +9,8 @@ so it reaches worker processes with the rest of uvicorn's configuration.
 
 from __future__ import annotations
 
+import errno
+import socket
 from typing import Any
 
 import orjson
@@ -32,6 +34,32 @@ def uvicorn_options(config: Config) -> dict[str, Any]:
         "timeout_keep_alive": 75,
         "proxy_headers": False,  # no forwarding headers are read; skip that middleware
     }
+
+
+class ListenError(Exception):
+    """The listening socket could not be opened; the message is one line for the operator."""
+
+
+def bind_socket(host: str, port: int, backlog: int = 2048) -> socket.socket:
+    """Bind and listen before anything is announced, so a busy port fails first and cleanly.
+
+    uvicorn serves on this socket (and its worker processes inherit it).
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(backlog)
+    except OSError as exc:
+        sock.close()
+        reason = "address already in use" if exc.errno == errno.EADDRINUSE else None
+        if reason is None and isinstance(exc, socket.gaierror):
+            reason = "unknown host"
+        reason = reason or (exc.strerror or str(exc)).lower()
+        raise ListenError(f"cannot listen on {host}:{port}: {reason}") from None
+    sock.set_inheritable(True)
+    return sock
 
 
 class HeadTooLarge(Exception):
