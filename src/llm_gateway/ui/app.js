@@ -15,7 +15,7 @@ function h(tag, attrs = {}, ...children) {
     else if (name === "class") el.className = value;
     else el.setAttribute(name, value === true ? "" : value);
   }
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined || child === false) continue;
     el.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
@@ -23,9 +23,29 @@ function h(tag, attrs = {}, ...children) {
 }
 const $ = (selector) => document.querySelector(selector);
 const fmt = (n) => (n === null || n === undefined ? "—" : Number(n).toLocaleString());
+const ms = (n) => (n === null || n === undefined ? "—" : `${fmt(n)} ms`);
 const when = (iso) => (iso ? new Date(iso).toLocaleString() : "—");
+// A full local time with its zone, for the detail views.
+const whenFull = (iso) => (iso ? new Date(iso).toLocaleString(undefined, { year: "numeric", month: "short",
+  day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit", timeZoneName: "short" }) : "—");
+// The time alone when it falls today, else the date too.
+const soon = (iso) => {
+  if (!iso) return "—";
+  const at = new Date(iso);
+  return at.toDateString() === new Date().toDateString() ? at.toLocaleTimeString() : at.toLocaleString();
+};
 const badge = (on, yes = "active", no = "inactive") =>
   h("span", { class: `badge ${on ? "ok" : "off"}` }, on ? yes : no);
+const has = (row, name) => row !== null && typeof row === "object" && name in row;
+
+// A request's outcome. `is_error` decides, not the status: a stream the upstream cut after
+// its 200 began is a failure with status 200.
+function statusBadge(row) {
+  const failed = Boolean(row.is_error);
+  const text = failed && row.status_code < 400 ? `${row.status_code} failed` : String(row.status_code);
+  return h("span", { class: `badge ${failed ? "err" : "ok"}`, title: row.error_message || null,
+    "data-testid": "status" }, text);
+}
 
 // ---- API ----------------------------------------------------------------------------------
 class ApiError extends Error {}
@@ -52,6 +72,26 @@ async function api(method, path, body) {
   return data;
 }
 
+// The admin API's own description (its schemas), read once; {} if it cannot be read.
+let specPromise = null;
+function apiSchemas() {
+  specPromise ??= api("GET", "/openapi.json").then((spec) => spec?.components?.schemas || {}, () => ({}));
+  return specPromise;
+}
+
+// Whether the API takes several deployments and fallbacks per model (routing). Read from the
+// model list, else from the API's description; older gateways answer without them.
+async function routingSupported(models) {
+  if (models.some((m) => Array.isArray(m.deployments))) return true;
+  return Object.values(await apiSchemas()).some((s) => s.properties && "deployments" in s.properties);
+}
+
+// The provider kinds the API accepts, as it describes them.
+async function providerKinds() {
+  const kinds = (await apiSchemas()).ProviderCreate?.properties?.kind?.enum;
+  return Array.isArray(kinds) && kinds.length ? kinds : KINDS;
+}
+
 function flash(message) {
   const box = $("#flash");
   box.textContent = message;
@@ -75,15 +115,16 @@ function field(label, name, options = {}) {
     input = h("select", { name }, choices.map((c) => h("option", { value: c, selected: c === value }, c)));
   } else if (type === "checkbox") {
     input = h("input", { type, name, checked: Boolean(value) });
-    return h("label", {}, input, " ", label);
+    return h("label", { class: "check" }, input, " ", label);
   } else {
     input = h("input", { type, name, value: value ?? "", required, placeholder, step: type === "number" ? "any" : null });
   }
   return h("label", {}, label, input);
 }
 
-function openDialog(title, fields, onSubmit, okLabel = "Save") {
+function openDialog(title, fields, onSubmit, okLabel = "Save", wide = false) {
   const dialog = $("#dialog");
+  dialog.classList.toggle("wide", wide);
   $("#dialog-title").textContent = title;
   $("#dialog-body").replaceChildren(...fields);
   $("#dialog-error").textContent = "";
@@ -109,6 +150,7 @@ function openDialog(title, fields, onSubmit, okLabel = "Save") {
   };
   $("#dialog-cancel").onclick = () => dialog.close();
   if (!dialog.open) dialog.showModal();
+  $("#dialog-form").scrollTop = 0;
 }
 
 function showSecret(title, key) {
@@ -126,35 +168,151 @@ function showSecret(title, key) {
 const blankToNull = (v) => (v === null || String(v).trim() === "" ? null : String(v).trim());
 const numberOrNull = (v) => (blankToNull(v) === null ? null : Number(v));
 
+// ---- models: deployments and fallbacks ------------------------------------------------------
+// A model's deployments; a gateway without routing describes its one provider at the top level.
+function deploymentsOf(m) {
+  if (Array.isArray(m.deployments)) return m.deployments;
+  if (!m.provider_id) return [];
+  return [{ provider_id: m.provider_id, provider_name: m.provider_name, provider_model_name: m.provider_model_name }];
+}
+
+function deploymentView(d, routing) {
+  const state = d.status === "cooling" ? "cooling" : d.status === "healthy" ? "healthy" : "unknown";
+  const tip = [
+    state === "unknown" ? "health not reported" : state,
+    state === "cooling" && d.cooling_until ? `until ${whenFull(d.cooling_until)}` : null,
+    d.last_error ? `last error: ${d.last_error}` : null,
+  ].filter(Boolean).join(" · ");
+  return h("div", { class: `deployment ${state}`, title: tip, "data-testid": "deployment", "data-state": state },
+    h("span", { class: "dot", role: "img", "aria-label": state }),
+    h("span", {}, d.provider_name || "unknown provider"),
+    h("span", { class: "muted" }, ` → ${d.provider_model_name ?? "—"}`),
+    routing && d.weight !== undefined ? h("span", { class: "muted" }, ` · weight ${d.weight} · priority ${d.priority}`) : null,
+    state === "cooling" ? h("div", { class: "deployment-detail" },
+      `cooling until ${soon(d.cooling_until)}${d.last_error ? `: ${d.last_error}` : ""}`) : null);
+}
+
+// Editable rows: provider, provider model name and, with routing, weight and priority.
+function deploymentsEditor(providers, model, routing) {
+  const rows = h("div", { class: "rows" });
+  const add = h("button", { type: "button", class: "small ghost", "data-testid": "add-deployment",
+    onclick: () => { rows.append(row({ provider_id: providers[0]?.id })); refresh(); } }, "Add deployment");
+  const refresh = () => {
+    const all = rows.querySelectorAll(".deployment-row");
+    for (const button of rows.querySelectorAll("button.remove")) button.disabled = all.length <= 1;
+  };
+  const row = (d = {}) => {
+    const sameName = !d.provider_model_name || d.provider_model_name === model.name;
+    const el = h("div", { class: `deployment-row${routing ? "" : " simple"}`, "data-testid": "deployment-row" },
+      h("label", {}, "Provider", h("select", { "data-field": "provider_id" },
+        providers.map((p) => h("option", { value: p.id, selected: p.id === d.provider_id }, p.name)))),
+      h("label", {}, "Provider model name", h("input", { "data-field": "provider_model_name",
+        value: sameName ? "" : d.provider_model_name, placeholder: "same as the model" })),
+      routing ? h("label", { class: "num" }, "Weight", h("input", { type: "number", "data-field": "weight",
+        min: 1, max: 1000, step: 1, required: true, value: d.weight ?? 1 })) : null,
+      routing ? h("label", { class: "num" }, "Priority", h("input", { type: "number", "data-field": "priority",
+        min: 0, max: 100, step: 1, required: true, value: d.priority ?? 0 })) : null,
+      routing ? h("button", { type: "button", class: "small danger remove", title: "Remove this deployment",
+        onclick: () => { el.remove(); refresh(); } }, "Remove") : null);
+    return el;
+  };
+  const initial = deploymentsOf(model);
+  for (const d of initial.length ? initial : [{ provider_id: providers[0]?.id }]) rows.append(row(d));
+  refresh();
+  const read = () => [...rows.querySelectorAll(".deployment-row")].map((el) => {
+    const value = (name) => el.querySelector(`[data-field=${name}]`)?.value;
+    const d = { provider_id: value("provider_id"), provider_model_name: blankToNull(value("provider_model_name")) };
+    if (routing) Object.assign(d, { weight: Number(value("weight")), priority: Number(value("priority")) });
+    return d;
+  });
+  const element = h("fieldset", { class: "editor", "data-testid": "deployments-editor" },
+    h("legend", {}, routing ? "Deployments" : "Provider"),
+    routing ? h("p", { class: "muted hint" },
+      "The lowest priority number is tried first; inside it, requests are spread by weight.") : null,
+    rows, routing ? add : null);
+  return { element, read };
+}
+
+// An ordered list of other models, tried in order when every deployment has failed.
+function fallbacksEditor(model, modelNames) {
+  const choices = modelNames.filter((name) => name !== model.name);
+  const rows = h("ol", { class: "rows fallbacks" });
+  const refresh = () => {
+    const all = [...rows.children];
+    all.forEach((el, i) => {
+      el.querySelector("button.up").disabled = i === 0;
+      el.querySelector("button.down").disabled = i === all.length - 1;
+    });
+    add.disabled = choices.length === 0;
+  };
+  const row = (name) => {
+    const el = h("li", { class: "fallback-row", "data-testid": "fallback-row" },
+      h("select", { "data-field": "fallback", "aria-label": "Fallback model" },
+        [...new Set([name, ...choices])].map((c) => h("option", { value: c, selected: c === name }, c))),
+      h("button", { type: "button", class: "small ghost up", title: "Try earlier",
+        onclick: () => { el.previousElementSibling?.before(el); refresh(); } }, "↑"),
+      h("button", { type: "button", class: "small ghost down", title: "Try later",
+        onclick: () => { el.nextElementSibling?.after(el); refresh(); } }, "↓"),
+      h("button", { type: "button", class: "small danger", title: "Remove this fallback",
+        onclick: () => { el.remove(); refresh(); } }, "Remove"));
+    return el;
+  };
+  const add = h("button", { type: "button", class: "small ghost", "data-testid": "add-fallback", onclick: () => {
+    const used = new Set([...rows.querySelectorAll("select")].map((s) => s.value));
+    rows.append(row(choices.find((c) => !used.has(c)) ?? choices[0]));
+    refresh();
+  } }, "Add fallback");
+  for (const name of model.fallbacks || []) rows.append(row(name));
+  refresh();
+  const element = h("fieldset", { class: "editor", "data-testid": "fallbacks-editor" },
+    h("legend", {}, "Fallbacks"),
+    h("p", { class: "muted hint" }, choices.length
+      ? "Other models tried in this order when every deployment has failed."
+      : "Create another model to use it as a fallback."),
+    rows, add);
+  return { element, read: () => [...rows.querySelectorAll("select")].map((s) => s.value) };
+}
+
 // ---- pages --------------------------------------------------------------------------------
 const pages = {
   async dashboard(main) {
     const stats = await api("GET", "/admin/stats");
-    const tile = (label, value) =>
-      h("div", { class: "card tile" }, h("div", { class: "value" }, value), h("div", { class: "label" }, label));
+    const tile = (label, value, hint, id) =>
+      h("div", { class: "card tile", "data-testid": id ? `tile-${id}` : null },
+        h("div", { class: "value" }, value), h("div", { class: "label" }, label),
+        hint ? h("div", { class: "hint muted" }, hint) : null);
+    const spend = ["total_cost_usd_24h", "cost_usd_24h", "total_cost_24h"].find((k) => typeof stats[k] === "number");
+    const charts = hourlyCharts(stats.requests_per_hour || []);
     main.append(
       h("div", { class: "toolbar" }, h("h1", {}, "Dashboard")),
       h("div", { class: "tiles" },
         tile("requests (all time)", fmt(stats.total_requests)),
-        tile("requests, 24 h", fmt(stats.total_requests_24h)),
-        tile("errors, 24 h", fmt(stats.total_errors_24h)),
+        tile("requests, 24 h", fmt(stats.total_requests_24h), null, "requests-24h"),
+        // is_error over every logged request: the gateway's own refusals as well as upstream failures.
+        tile("failed requests, 24 h", fmt(stats.total_errors_24h),
+          "any cause: upstream failures and the gateway's own refusals", "failed-24h"),
         tile("tokens, 24 h", fmt(stats.total_tokens_24h)),
-        tile("avg latency, 24 h", `${fmt(stats.avg_latency_24h)} ms`)),
-      h("div", { class: "card chart" }, h("h2", {}, "Last 24 hours"), chart(stats.requests_per_hour),
-        h("div", { class: "legend" }, "bars: requests (red: errors) · line: tokens")),
+        tile("avg latency, 24 h", ms(stats.avg_latency_24h)),
+        spend ? tile("spend, 24 h", `$${Number(stats[spend]).toFixed(2)}`, null, "spend-24h") : null),
+      charts.element,
       h("div", { class: "grid2" },
-        h("div", { class: "card scroll" }, h("h2", {}, "Models, 7 days"),
+        h("div", { class: "card" }, h("h2", {}, "Models, 7 days"),
           table(["model", "requests", "tokens"], stats.model_usage, (m) => [m.model, fmt(m.requests), fmt(m.tokens)])),
-        h("div", { class: "card scroll" }, h("h2", {}, "Providers, 7 days"),
-          table(["provider", "requests", "errors"], stats.provider_usage, (p) => [p.provider, fmt(p.requests), fmt(p.errors)]))),
+        h("div", { class: "card" }, h("h2", {}, "Providers, 7 days"),
+          table(["provider", "requests", "failed"], stats.provider_usage, (p) => [p.provider, fmt(p.requests), fmt(p.errors)]),
+          h("p", { class: "muted hint" },
+            "By the provider of each request's last attempt. Failed: the request ended in an error there "
+            + "(an error answer, no answer or a cut stream); attempts that failed over to another "
+            + "provider are in the logs, not counted here."))),
     );
+    main.mounted = charts.mount;
   },
 
   async providers(main) {
-    const providers = await api("GET", "/admin/providers");
+    const [providers, kinds] = await Promise.all([api("GET", "/admin/providers"), providerKinds()]);
     const form = (p = {}) => [
       field("Name", "name", { value: p.name, required: true }),
-      field("Kind", "kind", { value: p.kind || "openai", choices: KINDS }),
+      field("Kind", "kind", { value: p.kind || "openai", choices: kinds }),
       field(p.id ? "API key (leave empty to keep)" : "API key", "api_key", { type: "password", required: !p.id }),
       field("Base URL (empty: the kind's default)", "base_url", { value: p.base_url, placeholder: "https://…" }),
       field("Active", "is_active", { type: "checkbox", value: p.id ? p.is_active : true }),
@@ -168,57 +326,66 @@ const pages = {
     main.append(
       h("div", { class: "toolbar" }, h("h1", {}, "Providers"),
         h("button", { onclick: () => openDialog("New provider", form(), save(null), "Create") }, "New provider")),
-      h("div", { class: "scroll" }, table(
-        ["name", "kind", "base URL", "key", "status", ""], providers, (p) => [
-          p.name, p.kind, p.base_url, p.api_key_preview, badge(p.is_active),
-          h("div", { class: "row-actions" },
-            h("button", { class: "small ghost", onclick: () => openDialog(`Edit ${p.name}`, form(p), save(p)) }, "Edit"),
-            h("button", { class: "small ghost", onclick: () => guarded(async () => {
-              await api("PUT", `/admin/providers/${p.id}`, { is_active: !p.is_active }); await render(); }) },
-              p.is_active ? "Disable" : "Enable"),
-            h("button", { class: "small danger", onclick: () => guarded(async () => {
-              if (!confirm(`Delete provider ${p.name}?`)) return;
-              await api("DELETE", `/admin/providers/${p.id}`); await render(); }) }, "Delete")),
-        ])),
+      table(["name", "kind", "base URL", "key", "status", ""], providers, (p) => [
+        p.name, p.kind, p.base_url, p.api_key_preview, badge(p.is_active),
+        h("div", { class: "row-actions" },
+          h("button", { class: "small ghost", onclick: () => openDialog(`Edit ${p.name}`, form(p), save(p)) }, "Edit"),
+          h("button", { class: "small ghost", onclick: () => guarded(async () => {
+            await api("PUT", `/admin/providers/${p.id}`, { is_active: !p.is_active }); await render(); }) },
+            p.is_active ? "Disable" : "Enable"),
+          h("button", { class: "small danger", onclick: () => guarded(async () => {
+            if (!confirm(`Delete provider ${p.name}?`)) return;
+            await api("DELETE", `/admin/providers/${p.id}`); await render(); }) }, "Delete")),
+      ], { stack: true, wrap: [2] }),
     );
   },
 
   async models(main) {
     const [models, providers] = await Promise.all([api("GET", "/admin/models"), api("GET", "/admin/providers")]);
-    const names = Object.fromEntries(providers.map((p) => [p.name, p.id]));
-    const form = (m = {}) => [
-      field("Name (what clients ask for)", "name", { value: m.name, required: true }),
-      field("Provider", "provider", { value: m.provider_name || providers[0]?.name, choices: providers.map((p) => p.name) }),
-      field("Provider-side name (empty: the same)", "provider_model_name",
-        { value: m.provider_model_name && m.provider_model_name !== m.name ? m.provider_model_name : "" }),
-      field("Input token coefficient", "input_token_coefficient", { type: "number", value: m.input_token_coefficient ?? 1 }),
-      field("Output token coefficient", "output_token_coefficient", { type: "number", value: m.output_token_coefficient ?? 1 }),
-      field("Active", "is_active", { type: "checkbox", value: m.id ? m.is_active : true }),
-    ];
-    const save = (m) => async (v) => {
-      const body = {
-        name: v.name, provider_id: names[v.provider], is_active: v.is_active,
-        provider_model_name: blankToNull(v.provider_model_name),
-        input_token_coefficient: numberOrNull(v.input_token_coefficient) ?? 1,
-        output_token_coefficient: numberOrNull(v.output_token_coefficient) ?? 1,
+    const routing = await routingSupported(models);
+    const open = (m) => {
+      const deployments = deploymentsEditor(providers, m || {}, routing);
+      const fallbacks = routing ? fallbacksEditor(m || {}, models.map((x) => x.name)) : null;
+      const fields = [
+        field("Name (what clients ask for)", "name", { value: m?.name, required: true }),
+        deployments.element,
+        fallbacks ? fallbacks.element : null,
+        h("div", { class: "pair" },
+          field("Input token coefficient", "input_token_coefficient", { type: "number", value: m?.input_token_coefficient ?? 1 }),
+          field("Output token coefficient", "output_token_coefficient", { type: "number", value: m?.output_token_coefficient ?? 1 })),
+        field("Active", "is_active", { type: "checkbox", value: m ? m.is_active : true }),
+      ].filter(Boolean);
+      const save = async (v) => {
+        const body = {
+          name: v.name, is_active: v.is_active,
+          input_token_coefficient: numberOrNull(v.input_token_coefficient) ?? 1,
+          output_token_coefficient: numberOrNull(v.output_token_coefficient) ?? 1,
+        };
+        const chosen = deployments.read();
+        if (routing) Object.assign(body, { deployments: chosen, fallbacks: fallbacks.read() });
+        else Object.assign(body, { provider_id: chosen[0].provider_id, provider_model_name: chosen[0].provider_model_name });
+        if (m) await api("PUT", `/admin/models/${m.id}`, body);
+        else await api("POST", "/admin/models", body);
       };
-      if (m) await api("PUT", `/admin/models/${m.id}`, body);
-      else await api("POST", "/admin/models", body);
+      openDialog(m ? `Edit ${m.name}` : "New model", fields, save, m ? "Save" : "Create", true);
     };
     main.append(
       h("div", { class: "toolbar" }, h("h1", {}, "Models"),
         h("button", { disabled: providers.length === 0, title: providers.length ? null : "Create a provider first",
-          onclick: () => openDialog("New model", form(), save(null), "Create") }, "New model")),
-      h("div", { class: "scroll" }, table(
-        ["name", "provider", "provider-side name", "in ×", "out ×", "status", ""], models, (m) => [
-          m.name, m.provider_name, m.provider_model_name, m.input_token_coefficient, m.output_token_coefficient,
+          onclick: () => open(null) }, "New model")),
+      table(["name", routing ? "deployments" : "provider", routing ? "fallbacks" : null, "in ×", "out ×", "status", ""],
+        models, (m) => [
+          m.name,
+          h("div", { class: "deployments" }, deploymentsOf(m).map((d) => deploymentView(d, routing))),
+          routing ? (m.fallbacks?.length ? m.fallbacks.join(" → ") : "—") : null,
+          m.input_token_coefficient, m.output_token_coefficient,
           badge(m.is_active),
           h("div", { class: "row-actions" },
-            h("button", { class: "small ghost", onclick: () => openDialog(`Edit ${m.name}`, form(m), save(m)) }, "Edit"),
+            h("button", { class: "small ghost", onclick: () => open(m) }, "Edit"),
             h("button", { class: "small danger", onclick: () => guarded(async () => {
               if (!confirm(`Delete model ${m.name}?`)) return;
               await api("DELETE", `/admin/models/${m.id}`); await render(); }) }, "Delete")),
-        ])),
+        ], { stack: true, wrap: [1, 2] }),
     );
   },
 
@@ -228,11 +395,12 @@ const pages = {
       if (k.token_budget === null) return h("span", { class: "muted" }, `${fmt(k.tokens_used)} / unlimited`);
       const share = k.token_budget ? Math.min(1, k.tokens_used / k.token_budget) : 1;
       const level = share >= 1 ? "full" : share >= 0.8 ? "high" : "";
-      return h("div", {}, h("div", { class: "usage", title: `${Math.round(share * 100)}%` },
+      return h("div", { class: "usage-cell" }, h("div", { class: "usage", title: `${Math.round(share * 100)}%` },
         h("div", { class: level, style: `width:${share * 100}%` })),
         h("span", { class: "muted" }, `${fmt(k.tokens_used)} / ${fmt(k.token_budget)}`));
     };
-    const budgetForm = (k) => [
+    const editForm = (k) => [
+      field("Name", "name", { value: k.name, required: true }),
       field("Token budget (empty: unlimited)", "token_budget", { type: "number", value: k.token_budget ?? "" }),
       field("Reset usage to zero", "reset_usage", { type: "checkbox", value: false }),
     ];
@@ -245,22 +413,23 @@ const pages = {
           const created = await api("POST", "/admin/keys", { name: v.name, token_budget: numberOrNull(v.token_budget) });
           return { title: `Key for ${created.name}`, key: created.key };
         }, "Create") }, "New key")),
-      h("div", { class: "scroll" }, table(
-        ["name", "prefix", "status", "usage", "created", ""], keys, (k) => [
-          k.name, h("code", {}, `${k.key_prefix}…`), badge(k.is_active, "active", "revoked"), usageBar(k),
-          when(k.created_at),
-          k.is_active ? h("div", { class: "row-actions" },
-            h("button", { class: "small ghost", onclick: () => openDialog(`Budget for ${k.name}`, budgetForm(k), async (v) => {
-              await api("PUT", `/admin/keys/${k.id}`, { token_budget: numberOrNull(v.token_budget), reset_usage: v.reset_usage });
-            }) }, "Budget"),
-            h("button", { class: "small ghost", onclick: () => guarded(async () => {
-              if (!confirm(`Rotate ${k.name}? The current key stops working at once.`)) return;
-              const rotated = await api("POST", `/admin/keys/${k.id}/rotate`);
-              showSecret(`New key for ${k.name}`, rotated.key); await render(); }) }, "Rotate"),
-            h("button", { class: "small danger", onclick: () => guarded(async () => {
-              if (!confirm(`Revoke ${k.name}? This cannot be undone.`)) return;
-              await api("DELETE", `/admin/keys/${k.id}`); await render(); }) }, "Revoke")) : "",
-        ])),
+      table(["name", "prefix", "status", "usage", "created", ""], keys, (k) => [
+        k.name, h("code", {}, `${k.key_prefix}…`), badge(k.is_active, "active", "revoked"), usageBar(k),
+        when(k.created_at),
+        k.is_active ? h("div", { class: "row-actions" },
+          h("button", { class: "small ghost", onclick: () => openDialog(`Edit key ${k.name}`, editForm(k), async (v) => {
+            const body = { token_budget: numberOrNull(v.token_budget), reset_usage: v.reset_usage };
+            if (v.name.trim() !== k.name) body.name = v.name.trim();
+            await api("PUT", `/admin/keys/${k.id}`, body);
+          }) }, "Edit"),
+          h("button", { class: "small ghost", onclick: () => guarded(async () => {
+            if (!confirm(`Rotate ${k.name}? The current key stops working at once.`)) return;
+            const rotated = await api("POST", `/admin/keys/${k.id}/rotate`);
+            showSecret(`New key for ${k.name}`, rotated.key); await render(); }) }, "Rotate"),
+          h("button", { class: "small danger", onclick: () => guarded(async () => {
+            if (!confirm(`Revoke ${k.name}? This cannot be undone.`)) return;
+            await api("DELETE", `/admin/keys/${k.id}`); await render(); }) }, "Revoke")) : "",
+      ], { stack: true }),
     );
   },
 
@@ -280,22 +449,21 @@ const pages = {
     const pagesTotal = Math.max(1, Math.ceil(logs.total / logs.per_page));
     main.append(
       h("div", { class: "toolbar" }, h("h1", {}, "Logs")),
-      h("form", { class: "toolbar", onsubmit: apply },
+      h("form", { class: "filters", onsubmit: apply },
         h("label", {}, "Model", h("input", { name: "model", value: state.model || "" })),
         h("label", {}, "Key", h("select", { name: "key_id" }, h("option", { value: "" }, "any"),
           keys.map((k) => h("option", { value: k.id, selected: k.id === state.key_id }, k.name)))),
-        h("label", {}, "Status", h("input", { name: "status_code", value: state.status_code || "", size: 4 })),
+        h("label", {}, "Status", h("input", { name: "status_code", value: state.status_code || "", inputmode: "numeric" })),
         h("label", {}, "Outcome", h("select", { name: "is_error" },
-          [["", "any"], ["false", "success"], ["true", "error"]].map(([v, t]) =>
+          [["", "any"], ["false", "succeeded"], ["true", "failed"]].map(([v, t]) =>
             h("option", { value: v, selected: v === (state.is_error || "") }, t)))),
         h("button", { type: "submit" }, "Filter")),
-      h("div", { class: "scroll" }, table(
-        ["time", "key", "model", "status", "tokens", "latency", "stream", ""], logs.data, (r) => [
-          when(r.created_at), keyNames[r.user_key_id] || r.user_key_id.slice(0, 8), r.model_requested || "—",
-          h("span", { class: `badge ${r.is_error ? "err" : "ok"}` }, r.status_code),
-          fmt(r.total_tokens), `${fmt(r.latency_ms)} ms`, r.is_stream ? "yes" : "no",
-          h("button", { class: "small ghost", onclick: () => guarded(() => showLog(r.id)) }, "Details"),
-        ])),
+      table(["time", "key", "model", "status", "tokens", "latency", "stream", ""], logs.data, (r) => [
+        when(r.created_at), r.key_name || keyNames[r.user_key_id] || r.user_key_id.slice(0, 8),
+        r.model_requested || "—", statusBadge(r),
+        fmt(r.total_tokens), ms(r.latency_ms), r.is_stream ? "yes" : "no",
+        h("button", { class: "small ghost", onclick: () => guarded(() => showLog(r.id)) }, "Details"),
+      ], { stack: true }),
       h("div", { class: "pager" },
         h("button", { class: "ghost small", disabled: state.page <= 1,
           onclick: () => { state.page -= 1; guarded(render); } }, "Previous"),
@@ -307,65 +475,79 @@ const pages = {
 };
 pages.logs.state = { page: 1 };
 
+// The facts of one request, with readable labels; a field the API does not send is left out.
+const LOG_FACTS = [
+  ["created_at", "Time", whenFull],
+  ["key_name", "Key", (v, r) => v || r.user_key_id],
+  ["model_requested", "Model requested"],
+  ["model_served", "Model served"],
+  ["provider_name", "Provider", (v, r) => (r.provider_kind ? `${v || "—"} (${r.provider_kind})` : v)],
+  ["model_sent", "Provider model name"],
+  ["status_code", "Status", (v, r) => statusBadge(r)],
+  ["attempts", "Attempts", fmt],
+  ["is_stream", "Stream", (v) => (v ? "yes" : "no")],
+  ["prompt_tokens", "Prompt tokens", fmt],
+  ["completion_tokens", "Completion tokens", fmt],
+  ["total_tokens", "Total tokens", fmt],
+  ["weighted_total_tokens", "Tokens charged to the budget", fmt],
+  ["cost_usd", "Cost (USD)", (v) => (v === null || v === undefined ? "—" : `$${v}`)],
+  ["latency_ms", "Latency", ms],
+  ["ttfb_ms", "Time to first byte", ms],
+  ["error_message", "Error"],
+  ["gateway_request_id", "Gateway request ID"],
+  ["request_id", "Upstream request ID"],
+];
+
 async function showLog(id) {
   const row = await api("GET", `/admin/logs/${id}`);
   const pretty = (text) => {
     if (!text) return h("p", { class: "muted" }, "not stored (LOG_REQUEST_BODY / LOG_RESPONSE_BODY)");
     try { return h("pre", {}, JSON.stringify(JSON.parse(text), null, 2)); } catch { return h("pre", {}, text); }
   };
-  const facts = ["gateway_request_id", "request_id", "model_requested", "model_sent", "provider_kind", "status_code",
-    "prompt_tokens", "completion_tokens", "weighted_total_tokens", "latency_ms", "ttfb_ms", "error_message"];
+  const facts = h("dl", { class: "facts", "data-testid": "log-facts" },
+    LOG_FACTS.filter(([name]) => has(row, name)).map(([name, label, show]) => {
+      const value = show ? show(row[name], row) : row[name];
+      return [h("dt", {}, label), h("dd", { "data-field": name }, value === null || value === undefined || value === "" ? "—" : value)];
+    }));
+  const failed = Array.isArray(row.failed_attempts) ? row.failed_attempts : null;
   openDialog(`Request ${row.gateway_request_id}`, [
-    table(["field", "value"], facts, (f) => [f, row[f] ?? "—"]),
+    facts,
+    failed === null ? null : h("h2", {}, "Failed attempts"),
+    failed === null ? null : failed.length === 0
+      ? h("p", { class: "muted" }, "None.")
+      : table(["provider", "status", "error", "time"], failed, (a) => [
+        a.provider_name || a.provider_id || "—", a.status ?? "—", a.error ?? "—", ms(a.ms)],
+      { stack: true, wrap: [2], testid: "failed-attempts" }),
     h("h2", {}, "Request body"), pretty(row.request_body),
     h("h2", {}, "Response body"), pretty(row.response_body),
-  ], null);
+  ].filter(Boolean), null, "Save", true);
 }
 
-function table(headers, rows, cells) {
+// A table; `stack` lays each row out as a labelled card at phone width, `wrap` lists the
+// columns whose text may wrap. A null header drops its column.
+function table(headers, rows, cells, options = {}) {
   if (!rows.length) return h("p", { class: "muted" }, "Nothing here yet.");
-  return h("table", {}, h("thead", {}, h("tr", {}, headers.map((t) => h("th", {}, t)))),
-    h("tbody", {}, rows.map((row) => h("tr", {}, cells(row).map((c) => h("td", {}, c))))));
-}
-
-function chart(hours) {
-  const ns = "http://www.w3.org/2000/svg";
-  const svg = document.createElementNS(ns, "svg");
-  const width = 720, height = 180, pad = 20, slot = (width - pad * 2) / Math.max(1, hours.length);
-  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
-  svg.setAttribute("role", "img");
-  svg.setAttribute("aria-label", "requests, errors and tokens per hour");
-  const maxRequests = Math.max(1, ...hours.map((x) => x.requests));
-  const maxTokens = Math.max(1, ...hours.map((x) => x.tokens));
-  const add = (tag, attrs) => {
-    const el = document.createElementNS(ns, tag);
-    for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
-    svg.append(el);
-    return el;
-  };
-  const scale = height - pad * 2;
-  hours.forEach((x, i) => {
-    const barHeight = (x.requests / maxRequests) * scale;
-    const errHeight = (x.errors / maxRequests) * scale;
-    const left = pad + i * slot + 2;
-    add("rect", { x: left, y: height - pad - barHeight, width: slot - 4, height: barHeight, fill: "var(--bar)", opacity: 0.75 })
-      .append(Object.assign(document.createElementNS(ns, "title"), { textContent: `${x.hour}: ${x.requests} requests, ${x.errors} errors, ${x.tokens} tokens` }));
-    if (errHeight) add("rect", { x: left, y: height - pad - errHeight, width: slot - 4, height: errHeight, fill: "var(--bar-err)" });
-  });
-  const points = hours.map((x, i) => `${pad + i * slot + slot / 2},${height - pad - (x.tokens / maxTokens) * scale}`);
-  add("polyline", { points: points.join(" "), fill: "none", stroke: "var(--fg)", "stroke-width": 1.5, opacity: 0.6 });
-  add("line", { x1: pad, x2: width - pad, y1: height - pad, y2: height - pad, stroke: "var(--line)" });
-  return svg;
+  const keep = headers.map((t) => t !== null);
+  const wrap = new Set(options.wrap || []);
+  const element = h("table", { class: options.stack ? "stack" : null, "data-testid": options.testid || null },
+    h("thead", {}, h("tr", {}, headers.filter((t, i) => keep[i]).map((t) => h("th", {}, t)))),
+    h("tbody", {}, rows.map((row) => h("tr", {}, cells(row).map((c, i) => keep[i]
+      ? h("td", { "data-label": headers[i], class: [wrap.has(i) ? "wrap" : "", headers[i] ? "" : "actions-cell"].join(" ").trim() || null }, c)
+      : null)))));
+  return h("div", { class: "scroll" }, element);
 }
 
 // ---- shell --------------------------------------------------------------------------------
+let unmount = [];
 async function render() {
   const page = (location.hash || "#dashboard").slice(1);
   const name = pages[page] ? page : "dashboard";
   for (const link of document.querySelectorAll("#nav a")) link.classList.toggle("active", link.dataset.page === name);
   const main = h("main", { id: "main" });
   await pages[name](main);
+  for (const undo of unmount) undo();
   $("#main").replaceWith(main);
+  unmount = main.mounted ? main.mounted() : [];
 }
 
 function signOut(message = "") {
@@ -384,7 +566,10 @@ document.addEventListener("DOMContentLoaded", () => {
   const preferred = localStorage.getItem(THEME_STORAGE)
     || (matchMedia("(prefers-color-scheme: dark)").matches ? "dark" : "light");
   applyTheme(preferred);
-  $("#theme").onclick = () => applyTheme(document.documentElement.dataset.theme === "dark" ? "light" : "dark");
+  $("#theme").onclick = () => {
+    applyTheme(document.documentElement.dataset.theme === "dark" ? "light" : "dark");
+    if (!$("#app").hidden) guarded(render); // the charts take their colours when drawn
+  };
   $("#signout").onclick = () => signOut();
   $("#signin-form").onsubmit = async (event) => {
     event.preventDefault();
