@@ -118,7 +118,7 @@ def test_an_internal_error_still_logs_charges_and_releases_the_call(
     with Admin(gateway.url) as admin:
         admin.model(admin.provider(upstream.base_url())["id"], "gpt-4o")
         key = admin.key(token_budget=1_000_000)
-        monkeypatch.setattr(CallRecord, "read_usage_from_json", broken)
+        monkeypatch.setattr(CallRecord, "take_usage", broken)
         assert _post(gateway.url, key["key"]).status_code == 500
         monkeypatch.setattr(UsageTap, "feed", broken)
         with pytest.raises(httpx.HTTPError):  # the stream had begun: the connection is dropped

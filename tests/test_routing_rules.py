@@ -12,6 +12,7 @@ from llm_gateway.routing.health import Health
 from llm_gateway.routing.plan import Failure, Plan
 from llm_gateway.routing.rules import backoff_seconds, retry_after_seconds
 from llm_gateway.routing.table import Deployment, ModelRoute, group_by_priority
+from llm_gateway.upstream.kinds import KINDS
 
 NOW = 1_800_000_000.0
 
@@ -30,8 +31,9 @@ def deployment(name: str, weight: int = 1, priority: int = 0) -> Deployment:
         provider_id=uuid.uuid4(),
         provider_name=name,
         provider_kind="openai",
+        kind=KINDS["openai"],
         base_url=f"http://{name}.invalid/v1",
-        authorization="Bearer x",
+        auth_headers=(("Authorization", "Bearer x"),),
         upstream_model=None,
         weight=weight,
         priority=priority,

@@ -24,10 +24,15 @@ from llm_gateway.errors import BadRequest
 from llm_gateway.lifespan import lifespan
 from llm_gateway.proxy.asgi import send_error
 from llm_gateway.proxy.auth import FailedAuthThrottle
+from llm_gateway.proxy.endpoints.chat import Chat
+from llm_gateway.proxy.endpoints.messages import Messages
+from llm_gateway.proxy.endpoints.openai_shape import OpenAIEndpoint
+from llm_gateway.proxy.endpoints.responses import Responses
 from llm_gateway.proxy.models_list import ModelList
-from llm_gateway.proxy.pipeline import ChatCompletions
+from llm_gateway.proxy.pipeline import Proxy
 from llm_gateway.runtime import Runtime
 from llm_gateway.settings import Config
+from llm_gateway.upstream.kinds import COMPLETIONS, EMBEDDINGS
 
 UI_DIR = Path(__file__).parent / "ui"
 FAVICON = UI_DIR / "favicon.svg"
@@ -40,14 +45,25 @@ class Gateway:
     def __init__(self, runtime: Runtime, admin: FastAPI) -> None:
         self.runtime = runtime
         self.admin = admin
-        self._chat = ChatCompletions(runtime)
+        self._proxies = {
+            endpoint.path: Proxy(runtime, endpoint)
+            for endpoint in (
+                Chat(),
+                OpenAIEndpoint(COMPLETIONS, "/completions", required="prompt", streams=True),
+                OpenAIEndpoint(EMBEDDINGS, "/embeddings", required="input", streams=False),
+                Responses(),
+                Messages(),
+                Messages(count_tokens=True),
+            )
+        }
         self._models = ModelList(runtime)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             path = scope["path"]
-            if path == "/v1/chat/completions":
-                await self._chat(scope, receive, send)
+            proxy = self._proxies.get(path)
+            if proxy is not None:
+                await proxy(scope, receive, send)
                 return
             if path == "/v1/models":
                 if scope["method"] == "GET":

@@ -1,4 +1,8 @@
-"""Anthropic's Messages API: `/messages` (plain and streamed) and `/messages/count_tokens`."""
+"""Anthropic's Messages API: `/messages` (plain and streamed) and `/messages/count_tokens`.
+
+A `call:<tool> <JSON object>` line of the last user message calls that tool (a `tool_use`
+block); a last user message that carries a `tool_result` is answered with text (see openai_api).
+"""
 
 from __future__ import annotations
 
@@ -19,9 +23,9 @@ from tests.mock.core import (
     named_event,
     split_text,
     text_of,
-    tool_calls_wanted,
     word_count,
 )
+from tests.mock.openai_api import calls_wanted
 
 ERROR_TYPES = {
     400: "invalid_request_error",
@@ -64,11 +68,17 @@ def _messages(payload: dict[str, Any]) -> list[Any]:
     return messages
 
 
-def _last_user_text(messages: list[Any]) -> str:
+def _last_user_message(messages: list[Any]) -> dict[str, Any]:
     for message in reversed(messages):
         if isinstance(message, dict) and message.get("role") == "user":
-            return text_of(message.get("content"))
-    return ""
+            return message
+    return {}
+
+
+def _has_tool_result(message: dict[str, Any]) -> bool:
+    content = message.get("content")
+    blocks = content if isinstance(content, list) else []
+    return any(isinstance(b, dict) and b.get("type") == "tool_result" for b in blocks)
 
 
 def _usage(cached: bool, output_tokens: int) -> dict[str, Any]:
@@ -84,12 +94,14 @@ def _usage(cached: bool, output_tokens: int) -> dict[str, Any]:
 
 async def messages(call: Call) -> Json | Stream:
     payload = call.payload
-    modes = modes_in(_last_user_text(_messages(payload)))
+    last = _last_user_message(_messages(payload))
+    text = text_of(last.get("content"))
+    modes = modes_in(text)
     number = call.number
     blocks: list[dict[str, Any]] = []
     if "reasoning" in modes:
         blocks.append({"type": "thinking", "thinking": "".join(THINKING), "signature": SIGNATURE})
-    wanted = tool_calls_wanted(modes, payload.get("tools"))
+    wanted = calls_wanted(text, payload.get("tools"), _has_tool_result(last))
     for index, (name, arguments) in enumerate(wanted):
         blocks.append(
             {

@@ -1,4 +1,12 @@
-"""OpenAI's APIs: chat completions, legacy completions, embeddings and the Responses API."""
+"""OpenAI's APIs: chat completions, legacy completions, embeddings and the Responses API.
+
+Besides the modes, a line `call:<tool> <JSON object>` in the last user message (chat,
+Responses, Messages) calls that tool with those arguments, as an agent's model would; and a
+conversation that has a tool's result after its last user message is answered with text (no
+tool call again), so an agent's loop ends after one round. On the Responses API, `mode:reasoning`
+puts a `reasoning` item first (summary "Let me think.", `encrypted_content`; streamed with its
+`response.reasoning_summary_*` events).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +14,7 @@ import asyncio
 import base64
 import hashlib
 import json
+import re
 import struct
 import time
 from collections.abc import AsyncIterator
@@ -34,6 +43,29 @@ from tests.mock.core import (
 
 WORDS = ["Hello", " from", " the", " mock", "!"]
 REASONING = "Let me think."
+ENCRYPTED_REASONING = "mock-encrypted-reasoning"
+CALL_LINE = re.compile(r"(?:^|\s)call:([A-Za-z0-9_.-]+)[ \t]+(\{.*\})[ \t]*$", re.MULTILINE)
+
+
+def directed_calls(text: str) -> list[tuple[str, dict[str, Any]]]:
+    """(name, arguments) of every `call:<tool> <JSON object>` line of a user message's text."""
+    calls = []
+    for name, raw in CALL_LINE.findall(text):
+        try:
+            arguments = json.loads(raw)
+        except ValueError:
+            arguments = None
+        if not isinstance(arguments, dict):
+            raise BadRequest(f"call:{name} needs a JSON object of arguments")
+        calls.append((name, arguments))
+    return calls
+
+
+def calls_wanted(text: str, tools: Any, answered: bool) -> list[tuple[str, dict[str, Any]]]:
+    """The tool calls to make: none once a tool answered, else `call:` lines, else the modes."""
+    if answered:
+        return []
+    return directed_calls(text) or tool_calls_wanted(modes_in(text), tools)
 
 
 def error_body(status: int, message: str, _: int) -> dict[str, Any]:
@@ -68,6 +100,16 @@ def _last_user_text(messages: list[Any]) -> str:
     return ""
 
 
+def _tool_answered(items: list[Any], field: str, values: set[str]) -> bool:
+    """Whether an item whose `field` is in `values` (a tool's result) follows the last user one."""
+    for item in reversed(items):
+        if isinstance(item, dict) and item.get("role") == "user":
+            return False
+        if isinstance(item, dict) and item.get(field) in values:
+            return True
+    return False
+
+
 # ---- chat completions -------------------------------------------------------------------
 def _chunk(
     request_id: str,
@@ -95,7 +137,8 @@ async def chat(call: Call) -> Json | Stream:
     mode, _, argument = (
         content.partition(":")[2].partition(":") if content.startswith("mode:") else ("", "", "")
     )
-    modes = modes_in(_last_user_text(messages)) if isinstance(messages, list) else set()
+    last_text = _last_user_text(messages) if isinstance(messages, list) else ""
+    modes = modes_in(last_text)
     request_id = f"req-mock-{call.number}"
     model = call.model
     if mode == "slow":
@@ -104,9 +147,11 @@ async def chat(call: Call) -> Json | Stream:
         code = int(argument)
         extra = LIMIT if code == 429 else {}
         return Json(error_body(code, f"mock error {code}", call.number), code, extra)
+    answered = _tool_answered(messages, "role", {"tool"}) if isinstance(messages, list) else False
+    wanted = calls_wanted(last_text, payload.get("tools"), answered)
     calls = [
         (f"call_mock_{call.number}_{index}", name, json.dumps(arguments))
-        for index, (name, arguments) in enumerate(tool_calls_wanted(modes, payload.get("tools")))
+        for index, (name, arguments) in enumerate(wanted)
     ]
     finish = "tool_calls" if calls else "length" if "length" in modes else "stop"
     reasoning = "reasoning" in modes
@@ -275,10 +320,14 @@ def _responses_usage(cached: bool, output_tokens: int = COMPLETION_TOKENS) -> di
 
 async def responses(call: Call) -> Json | Stream:
     payload = call.payload
-    modes = modes_in(_responses_user_text(payload.get("input")))
+    text = _responses_user_text(payload.get("input"))
+    modes = modes_in(text)
     number = call.number
     tools = payload.get("tools")
-    wanted = tool_calls_wanted(modes, tools)
+    items = payload.get("input")
+    outputs = {"function_call_output", "custom_tool_call_output"}
+    answered = _tool_answered(items, "type", outputs) if isinstance(items, list) else False
+    wanted = calls_wanted(text, tools, answered)
     status = "failed" if "failed" in modes else "incomplete" if "length" in modes else "completed"
     item_status = "incomplete" if status == "incomplete" else "completed"
     message_id = f"msg_mock_{number}"
@@ -303,6 +352,15 @@ async def responses(call: Call) -> Json | Stream:
         for index, (name, arguments) in enumerate(wanted)
     ]
     output: list[dict[str, Any]] = [] if status == "failed" else function_calls or [message]
+    if "reasoning" in modes and output:
+        summary = [{"type": "summary_text", "text": REASONING}]
+        reasoning = {
+            "id": f"rs_mock_{number}",
+            "type": "reasoning",
+            "summary": summary,
+            "encrypted_content": ENCRYPTED_REASONING,
+        }
+        output = [reasoning, *output]
     final_usage = _responses_usage(
         "cached" in modes, 0 if status == "failed" else COMPLETION_TOKENS
     )
@@ -348,7 +406,22 @@ async def responses(call: Call) -> Json | Stream:
         ("response.in_progress", {"response": response("in_progress", [], None)}),
     ]
     for index, item in enumerate(output):
-        if item["type"] == "function_call":
+        if item["type"] == "reasoning":
+            ids = {"item_id": item["id"], "output_index": index, "summary_index": 0}
+            empty = {**item, "summary": []}
+            text_part = {"type": "summary_text", "text": REASONING}
+            events.append(("response.output_item.added", {"output_index": index, "item": empty}))
+            events.append(
+                (
+                    "response.reasoning_summary_part.added",
+                    {**ids, "part": {**text_part, "text": ""}},
+                )
+            )
+            for piece in ("Let me", " think."):
+                events.append(("response.reasoning_summary_text.delta", {**ids, "delta": piece}))
+            events.append(("response.reasoning_summary_text.done", {**ids, "text": REASONING}))
+            events.append(("response.reasoning_summary_part.done", {**ids, "part": text_part}))
+        elif item["type"] == "function_call":
             ids = {"item_id": item["id"], "output_index": index}
             events.append(
                 (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
 
@@ -29,13 +29,18 @@ async def list_logs(
     per_page: Annotated[int, Query(ge=1, le=200)] = 50,
     key_id: uuid.UUID | None = None,
     model: Annotated[str | None, Query(max_length=256)] = None,
+    endpoint: Annotated[
+        Literal["chat", "completions", "embeddings", "responses", "messages", "count_tokens"]
+        | None,
+        Query(),
+    ] = None,
     status_code: Annotated[int | None, Query(ge=100, le=599)] = None,
     is_error: bool | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> dict[str, Any]:
     """Request logs, newest first. Bodies (when stored) come with `/admin/logs/{id}`."""
-    filters = LogFilter(key_id, model, status_code, is_error, since, until)
+    filters = LogFilter(key_id, model, endpoint, status_code, is_error, since, until)
     return await logs.list_logs(store, filters, page, per_page)
 
 

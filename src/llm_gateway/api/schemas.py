@@ -21,7 +21,17 @@ from pydantic.json_schema import SkipJsonSchema
 
 from llm_gateway.errors import BadRequest
 
-ProviderKindName = Literal["openai", "openrouter", "dashscope", "ark"]
+ProviderKindName = Literal[
+    "openai",
+    "openrouter",
+    "dashscope",
+    "ark",
+    "gemini",
+    "deepseek",
+    "azure",
+    "openai_compatible",
+    "anthropic",
+]
 
 
 def _stripped_nonempty(value: str) -> str:

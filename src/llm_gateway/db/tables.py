@@ -115,6 +115,7 @@ request_logs = sa.Table(
     sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
     sa.Column("gateway_request_id", sa.String(128), nullable=False),
     sa.Column("request_id", sa.String(256), nullable=True),
+    sa.Column("endpoint", sa.String(32), nullable=False, default="chat"),
     sa.Column("user_key_id", sa.Uuid, nullable=False),
     sa.Column("model_requested", sa.String(256), nullable=True),
     sa.Column("model_sent", sa.String(256), nullable=True),
@@ -133,10 +134,12 @@ request_logs = sa.Table(
     sa.Column("error_message", sa.Text, nullable=True),
     sa.Column("attempts", sa.Integer, nullable=False, default=1),
     sa.Column("failed_attempts", sa.Text, nullable=True),  # JSON list, one entry per failure
+    sa.Column("notes", sa.Text, nullable=True),  # what a bridge left out, for the operator
     sa.Column("request_body", sa.Text, nullable=True),
     sa.Column("response_body", sa.Text, nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Index("ix_request_logs_created_at", "created_at"),
     sa.Index("ix_request_logs_user_key_created_at", "user_key_id", "created_at"),
     sa.Index("ix_request_logs_model_created_at", "model_requested", "created_at"),
+    sa.Index("ix_request_logs_endpoint_created_at", "endpoint", "created_at"),
 )

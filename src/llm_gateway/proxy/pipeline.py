@@ -1,6 +1,6 @@
-"""A proxied call, top to bottom.
+"""A proxied call, top to bottom, the same for every endpoint (proxy/endpoints/ says what differs).
 
-1. authenticate: SHA-256 of the bearer key, looked up in the in-process key cache;
+1. authenticate: SHA-256 of the bearer key (or `x-api-key`), looked up in the in-process cache;
 2. read and parse the body once (the endpoint adapter checks its fields);
 3. resolve the model in the in-process routing table; refuse an exhausted budget and reserve
    the call's expected cost;
@@ -27,14 +27,22 @@ import orjson
 from llm_gateway.errors import BadRequest, GatewayError, ModelNotFound, QuotaExceeded
 from llm_gateway.json_depth import nests_deeper_than
 from llm_gateway.logging_setup import request_context
-from llm_gateway.proxy.asgi import Headers, Receive, Scope, Send, read_body
+from llm_gateway.proxy.asgi import (
+    JSON_CONTENT_TYPE,
+    Headers,
+    Receive,
+    Scope,
+    Send,
+    read_body,
+    send_bytes,
+)
 from llm_gateway.proxy.attempt import Failed, Streaming, attempt
 from llm_gateway.proxy.auth import INVALID_KEY, TOO_MANY_FAILURES, authenticate, client_address
-from llm_gateway.proxy.endpoints import chat
+from llm_gateway.proxy.endpoints.base import Endpoint, Exchange, ProxyRequest
 from llm_gateway.proxy.record import CallRecord, estimate_tokens
 from llm_gateway.proxy.relay import Reply, relay_answer, relay_stream
 from llm_gateway.routing.plan import Plan
-from llm_gateway.routing.table import Deployment, ModelRoute
+from llm_gateway.routing.table import ModelRoute
 from llm_gateway.runtime import Runtime
 from llm_gateway.state.cache import KeyEntry
 from llm_gateway.upstream.kinds import KINDS
@@ -46,9 +54,12 @@ ACCESS_SCOPE_KEY = "llm_gateway.access"  # the access log's fields, filled in he
 log = logging.getLogger("llm_gateway.proxy")
 
 
-class ChatCompletions:
-    def __init__(self, runtime: Runtime) -> None:
+class Proxy:
+    """One proxied endpoint: the pipeline around its adapter."""
+
+    def __init__(self, runtime: Runtime, endpoint: Endpoint) -> None:
         self.rt = runtime
+        self.endpoint = endpoint
         # Recent weighted cost of a call, per model: what a budgeted request reserves.
         self._expected_cost: dict[str, int] = {}
 
@@ -60,16 +71,19 @@ class ChatCompletions:
         for name, value in scope["headers"]:
             if name == b"authorization":
                 authorization = value
+            elif name == b"x-api-key":  # Anthropic's clients
+                authorization = authorization or b"Bearer " + value
             elif name == b"x-request-id":
                 gateway_id = value[:128].decode("latin-1")
             elif name in _CLIENT_HEADERS:
                 client_headers.append((name, value))
         if gateway_id is None:
             gateway_id = os.urandom(16).hex()
-        reply = Reply(send, gateway_id.encode("latin-1"))
+        endpoint = self.endpoint
+        reply = Reply(send, gateway_id.encode("latin-1"), endpoint.error_body)
 
         if scope["method"] != "POST":
-            error = BadRequest("use POST for /v1/chat/completions", code="method_not_allowed")
+            error = BadRequest(f"use POST for {endpoint.path}", code="method_not_allowed")
             error.status = 405
             await reply.error(error)
             return
@@ -84,7 +98,7 @@ class ChatCompletions:
         if access is not None:
             access["key"] = key.name
 
-        call = CallRecord(gateway_id, key.id, started)
+        call = CallRecord(gateway_id, key.id, started, endpoint.name)
         request_context.set((gateway_id, str(key.id)))
         try:
             body = await read_body(receive, self.rt.config.max_body_bytes)
@@ -133,7 +147,7 @@ class ChatCompletions:
         self._finish(call, served)
 
     # steps --------------------------------------------------------------------------------
-    def _parse(self, body: bytes, call: CallRecord) -> chat.ChatRequest:
+    def _parse(self, body: bytes, call: CallRecord) -> ProxyRequest:
         try:
             payload = orjson.loads(body)
         except orjson.JSONDecodeError:
@@ -149,7 +163,7 @@ class ChatCompletions:
         model = payload.get("model")
         if isinstance(model, str):
             call.model_requested = model
-        request = chat.ChatRequest(body, payload)
+        request = self.endpoint.parse(body, payload)
         call.is_stream = request.stream
         return request
 
@@ -182,7 +196,7 @@ class ChatCompletions:
 
     async def _serve(
         self,
-        request: chat.ChatRequest,
+        request: ProxyRequest,
         route: ModelRoute,
         client_headers: Headers,
         reply: Reply,
@@ -195,11 +209,31 @@ class ChatCompletions:
         config = rt.config
         health = rt.store.health
         routes = rt.store.cache.routes
-        plan = Plan(route, routes, health, config.max_attempts, config.max_retry_wait)
+        endpoint = self.endpoint
+        accepts = None if endpoint.serves_every_kind else endpoint.serves
+        plan = Plan(
+            route, routes, health, config.max_attempts, config.max_retry_wait, accepts=accepts
+        )
         keep = config.log_response_body
-        failed: Failed | None = None
+        failed: tuple[Failed, Exchange] | None = None
         while (step := plan.next(time.time())) is not None:
             served, deployment, wait = step
+            try:
+                exchange = request.exchange(deployment, client_headers)
+            except GatewayError as refusal:  # a bridge cannot honour the request
+                call.fail(refusal)
+                await reply.error(refusal)
+                return None
+            if exchange is None:  # the plan only picks deployments that serve the endpoint
+                continue
+            call.notes = getattr(request, "notes", None)
+            if exchange.local_answer is not None:  # answered here, no upstream asked
+                call.attempt(served, deployment)
+                call.status_code = 200
+                await send_bytes(
+                    reply.send, 200, exchange.local_answer, [JSON_CONTENT_TYPE, *reply.headers()]
+                )
+                return served
             if wait:
                 await asyncio.sleep(wait)
             reply.attempts += 1
@@ -207,9 +241,9 @@ class ChatCompletions:
             began = time.perf_counter()
             outcome = await attempt(
                 rt.session,
-                deployment.base_url + chat.PATH,
-                request.body_for(deployment),
-                _upstream_headers(deployment, client_headers, request.stream),
+                exchange.url,
+                exchange.body,
+                exchange.headers,
                 request.stream,
                 config.first_byte_timeout,
             )
@@ -222,24 +256,33 @@ class ChatCompletions:
                 call.attempt_failed(deployment, failure.reason, began)
                 if rt.metrics is not None:
                     rt.metrics.observe_attempt(deployment.provider_name, failure.reason)
-                failed = outcome
+                failed = (outcome, exchange)
                 continue
             call.first_byte()
             health.succeeded(deployment.id)
             if rt.metrics is not None:
                 rt.metrics.observe_attempt(deployment.provider_name, None)
             if isinstance(outcome, Streaming):
-                await relay_stream(outcome, reply, call, request.drop_usage, keep)
+                await relay_stream(outcome, reply, call, exchange.stream_relay(), keep)
             else:
-                await relay_answer(outcome, reply, call, keep)
+                await relay_answer(outcome, reply, call, keep, exchange, request)
             return served
-        assert failed is not None  # the plan always allows a first attempt
-        if failed.answer is not None:
-            await relay_answer(failed.answer, reply, call, keep)
+        if failed is None:  # no deployment of the model (or its fallbacks) serves this endpoint
+            error = BadRequest(
+                f"the model '{request.model}' has no deployment that serves {endpoint.path}",
+                param="model",
+                code="endpoint_not_supported",
+            )
+            call.fail(error)
+            await reply.error(error)
         else:
-            assert failed.error is not None
-            call.fail(failed.error)
-            await reply.error(failed.error)
+            last, last_exchange = failed
+            if last.answer is not None:
+                await relay_answer(last.answer, reply, call, keep, last_exchange, request)
+            else:
+                assert last.error is not None
+                call.fail(last.error)
+                await reply.error(last.error)
         return None
 
     def _finish(self, call: CallRecord, route: ModelRoute | None) -> None:
@@ -281,22 +324,6 @@ async def _cancel_on_disconnect(
             call.client_gone = True
             task.cancel()
             return
-
-
-def _upstream_headers(
-    deployment: Deployment, client_headers: Headers, stream: bool
-) -> dict[str, str]:
-    headers = {
-        "Authorization": deployment.authorization,
-        "Content-Type": "application/json",
-        "Accept": "text/event-stream" if stream else "application/json",
-    }
-    kind = KINDS.get(deployment.provider_kind)
-    allowed = kind.forwarded_headers if kind is not None else ()
-    for name, value in client_headers:
-        if name in allowed:
-            headers[name.decode()] = value.decode("latin-1")
-    return headers
 
 
 def _describe(outcome: Failed) -> str:

@@ -27,6 +27,7 @@ class CallRecord:
         "chunks",
         "client_gone",
         "completion_tokens",
+        "endpoint",
         "error_message",
         "events_sent",
         "failed_attempts",
@@ -38,6 +39,7 @@ class CallRecord:
         "model_requested",
         "model_sent",
         "model_served",
+        "notes",
         "prompt_tokens",
         "provider_id",
         "provider_kind",
@@ -58,8 +60,12 @@ class CallRecord:
         "weighted_tokens",
     )
 
-    def __init__(self, gateway_id: str, key_id: uuid.UUID, started: float) -> None:
+    def __init__(
+        self, gateway_id: str, key_id: uuid.UUID, started: float, endpoint: str = "chat"
+    ) -> None:
         self.gateway_id = gateway_id
+        self.endpoint = endpoint
+        self.notes: str | None = None
         self.key_id = key_id
         self.started = started
         self.model_requested: str | None = None
@@ -158,18 +164,8 @@ class CallRecord:
                 self.chunks = []
             self.chunks.append(data)
 
-    def read_usage_from_json(self, data: bytes) -> None:
-        if b'"usage"' not in data:
-            return
-        try:
-            payload = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return
-        if isinstance(payload, dict):
-            self._take_usage(payload.get("usage"))
-
     def stream_usage(self, usage: dict[str, Any] | None) -> None:
-        self._take_usage(usage)
+        self.take_usage(usage)
         if not self.usage_reported and self.events_sent:
             # The stream ended before its usage chunk (cut or abandoned): charge an estimate,
             # one token per content event plus the prompt's size, rather than nothing.
@@ -177,7 +173,7 @@ class CallRecord:
             self.prompt_tokens = estimate_tokens(len(self.request_body or b""))
             self.total_tokens = self.prompt_tokens + self.completion_tokens
 
-    def _take_usage(self, usage: Any) -> None:
+    def take_usage(self, usage: Any) -> None:
         if not isinstance(usage, dict):
             return
         prompt = usage.get("prompt_tokens")
@@ -227,6 +223,8 @@ class CallRecord:
             request_body = self.request_body.decode("utf-8", "replace")
         return {
             "gateway_request_id": self.gateway_id,
+            "endpoint": self.endpoint,
+            "notes": self.notes,
             "request_id": self.response_id,
             "user_key_id": self.key_id,
             "model_requested": self.model_requested,

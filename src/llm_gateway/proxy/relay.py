@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import aiohttp
 
-from llm_gateway.errors import GatewayError
-from llm_gateway.proxy.asgi import Headers, Send, send_bytes, send_error
+from llm_gateway.errors import GatewayError, UpstreamError
+from llm_gateway.proxy.asgi import JSON_CONTENT_TYPE, Headers, Send, send_bytes
 from llm_gateway.proxy.attempt import Answered, Streaming
+from llm_gateway.proxy.endpoints.base import Exchange, ProxyRequest, StreamRelay
 from llm_gateway.proxy.record import CallRecord
-from llm_gateway.proxy.sse import UsageTap
 from llm_gateway.upstream.client import classify
+
+log = logging.getLogger("llm_gateway.proxy")
 
 # Upstream headers clients rely on, copied back unchanged.
 _RELAYED = (b"x-request-id", b"openai-processing-ms", b"retry-after", b"retry-after-ms")
@@ -28,6 +32,7 @@ class Reply:
 
     send: Send
     request_id: bytes
+    render: Callable[[GatewayError], bytes]  # the endpoint's error shape
     attempts: int = 0
 
     def headers(self) -> Headers:
@@ -37,27 +42,50 @@ class Reply:
         ]
 
     async def error(self, error: GatewayError) -> None:
-        await send_error(self.send, error, self.headers())
+        headers = [JSON_CONTENT_TYPE, *self.headers()]
+        await send_bytes(self.send, error.status, self.render(error), headers)
 
 
-async def relay_answer(answered: Answered, reply: Reply, call: CallRecord, keep: bool) -> None:
-    """Return a whole upstream answer unchanged, reading its usage on the way."""
+async def relay_answer(
+    answered: Answered,
+    reply: Reply,
+    call: CallRecord,
+    keep: bool,
+    exchange: Exchange,
+    request: ProxyRequest,
+) -> None:
+    """Return a whole upstream answer (translated by a bridge), reading its usage on the way."""
     response, data = answered.response, answered.body
-    call.status_code = response.status
+    status = response.status
+    if exchange.translate is not None:
+        try:
+            data = exchange.translate(status, data)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            log.warning("upstream answer could not be translated: %s", type(exc).__name__)
+            error = UpstreamError(
+                "the upstream's answer could not be translated", code="bad_upstream_answer"
+            )
+            call.fail(error)
+            await reply.error(error)
+            return
+    call.status_code = status
     call.response_id = response.headers.get("x-request-id")
     call.upstream_done()
-    call.is_error = response.status >= 400
+    call.is_error = status >= 400
     if call.is_error:
         call.error_message = data[:500].decode("utf-8", "replace")
     else:
-        call.read_usage_from_json(data)
+        call.take_usage(request.usage(data))
     if keep:
         call.response_body = data
-    await send_bytes(reply.send, response.status, data, _response_headers(response, reply))
+    headers = _response_headers(response, reply)
+    if exchange.translate is not None:
+        headers[0] = JSON_CONTENT_TYPE
+    await send_bytes(reply.send, status, data, headers)
 
 
 async def relay_stream(
-    streaming: Streaming, reply: Reply, call: CallRecord, drop_usage: bool, keep: bool
+    streaming: Streaming, reply: Reply, call: CallRecord, relay: StreamRelay, keep: bool
 ) -> None:
     """Relay a committed stream to its end; a failure from here on ends it with an error event."""
     response = streaming.response
@@ -66,28 +94,27 @@ async def relay_stream(
     send = reply.send
     headers = _SSE_HEADERS + _response_headers(response, reply)[1:]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
-    tap = UsageTap(drop_usage)
     try:
-        out = tap.feed(streaming.head)
+        out = relay.feed(streaming.head)
         if out:
             call.chunk_sent(out, keep)
             await send({"type": "http.response.body", "body": out, "more_body": True})
         async for chunk in response.content.iter_any():
-            out = tap.feed(chunk)
+            out = relay.feed(chunk)
             if out:
                 call.chunk_sent(out, keep)
                 await send({"type": "http.response.body", "body": out, "more_body": True})
-        tail = tap.finish()
+        tail = relay.finish()
     except (aiohttp.ClientError, TimeoutError) as exc:
         error = classify(exc)
         call.is_error = True
         call.error_message = f"stream interrupted: {error.message}"
         call.upstream_error_kind = error.code
-        tail = b"data: " + error.body() + b"\n\n"
+        tail = relay.fail(error)
     finally:
         response.close()
         call.upstream_done()
-        call.stream_usage(tap.usage)
+        call.stream_usage(relay.usage)
     await send({"type": "http.response.body", "body": tail, "more_body": False})
 
 

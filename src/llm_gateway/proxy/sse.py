@@ -9,9 +9,12 @@ events are released as soon as they arrive; only an incomplete tail waits for it
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 import orjson
+
+from llm_gateway.errors import GatewayError
 
 _EVENT = re.compile(rb".*?\r?\n\r?\n", re.DOTALL)
 
@@ -33,10 +36,7 @@ class UsageTap:
         return self._read_usage(complete)
 
     def _read_usage(self, complete: bytes) -> bytes:
-        if b"\r" in complete:
-            pieces = [m.group(0) for m in _EVENT.finditer(complete)]
-        else:
-            pieces = [event + b"\n\n" for event in complete.split(b"\n\n")[:-1]]
+        pieces = _events(complete)
         kept: list[bytes] = []
         dropped = False
         for event in pieces:
@@ -78,3 +78,124 @@ def _data_json(event: bytes) -> Any:
         return orjson.loads(b"\n".join(lines))
     except orjson.JSONDecodeError:
         return None
+
+
+class ChatTap(UsageTap):
+    """A chat or legacy-completions stream passed through; a break ends it with an error chunk."""
+
+    def fail(self, error: GatewayError) -> bytes:
+        return self.finish() + b"data: " + error.body() + b"\n\n"
+
+
+class EventUsageTap:
+    """A Responses or Anthropic stream passed through unchanged; usage read from the events
+    that carry it (`read` maps an event's JSON to accounting usage, or None)."""
+
+    def __init__(self, read: Callable[[Any], dict[str, Any] | None], fail: FailRenderer) -> None:
+        self._read = read
+        self._fail = fail
+        self._tail = b""
+        self.usage: dict[str, Any] | None = None
+
+    def feed(self, data: bytes) -> bytes:
+        buffer = self._tail + data if self._tail else data
+        cut = _last_boundary(buffer)
+        self._tail = buffer[cut:]
+        complete = buffer[:cut]
+        if b'"usage"' in complete:
+            for event in _events(complete):
+                if b'"usage"' in event:
+                    found = self._read(_data_json(event))
+                    if found is not None:
+                        self.usage = _merged(self.usage, found)
+        return complete
+
+    def finish(self) -> bytes:
+        tail, self._tail = self._tail, b""
+        return tail
+
+    def fail(self, error: GatewayError) -> bytes:
+        return self.finish() + self._fail(error)
+
+
+class EventReader:
+    """Complete SSE events out of arbitrary chunks, as (event type, parsed data)."""
+
+    def __init__(self) -> None:
+        self._tail = b""
+
+    def feed(self, data: bytes) -> list[tuple[str | None, Any]]:
+        buffer = self._tail + data if self._tail else data
+        cut = _last_boundary(buffer)
+        self._tail = buffer[cut:]
+        found: list[tuple[str | None, Any]] = []
+        for event in _events(buffer[:cut]):
+            kind = None
+            for line in event.splitlines():
+                if line.startswith(b"event:"):
+                    kind = line[6:].strip().decode("utf-8", "replace")
+            payload = _data_json(event)
+            if payload is not None:
+                found.append((kind, payload))
+        return found
+
+
+class TranslatedStream:
+    """A bridged stream: upstream events parsed, handed to a translator, its bytes sent on.
+
+    `translator` has `feed(...)`, `finish()` and `fail(message)` returning lists of bytes and a
+    `usage` attribute; `typed` says whether `feed` takes (event type, data) or data alone;
+    `read_usage` turns the translator's usage into the accounting shape.
+    """
+
+    def __init__(
+        self, translator: Any, typed: bool, read_usage: Callable[[Any], dict[str, Any] | None]
+    ) -> None:
+        self._translator = translator
+        self._typed = typed
+        self._read_usage = read_usage
+        self._reader = EventReader()
+
+    @property
+    def usage(self) -> dict[str, Any] | None:
+        return self._read_usage(self._translator.usage)
+
+    def feed(self, data: bytes) -> bytes:
+        out: list[bytes] = []
+        for kind, payload in self._reader.feed(data):
+            if not isinstance(payload, dict):
+                continue
+            if self._typed:
+                out += self._translator.feed(kind or str(payload.get("type", "")), payload)
+            else:
+                out += self._translator.feed(payload)
+        return b"".join(out)
+
+    def finish(self) -> bytes:
+        return b"".join(self._translator.finish())
+
+    def fail(self, error: GatewayError) -> bytes:
+        return b"".join(self._translator.fail(error.message))
+
+
+FailRenderer = Callable[[GatewayError], bytes]
+
+
+def _events(complete: bytes) -> list[bytes]:
+    if b"\r" in complete:
+        return [m.group(0) for m in _EVENT.finditer(complete)]
+    return [event + b"\n\n" for event in complete.split(b"\n\n")[:-1]]
+
+
+def _merged(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
+    """Anthropic reports input usage at the start and output usage at the end: keep the most
+    of each; Responses reports it once, at the end."""
+    if old is None:
+        return new
+    prompt = max(old["prompt_tokens"], new["prompt_tokens"])
+    completion = max(old["completion_tokens"], new["completion_tokens"])
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }

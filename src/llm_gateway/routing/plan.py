@@ -5,6 +5,7 @@
    fallback the key may not use is skipped).
 2. If nothing has been asked yet and every candidate is cooling, the one whose cooldown ends
    first: a request is never refused without an upstream being asked.
+Deployments that cannot serve the request's endpoint (`accepts`) are never picked.
 3. With no other candidate left, the deployment that failed last is asked again, after its
    Retry-After (when within `max_wait`) or a jittered backoff; never after a 401/403/404, a
    Retry-After beyond `max_wait`, or while it cools down for longer than the wait.
@@ -33,6 +34,7 @@ class Failure:
 
 class Plan:
     __slots__ = (
+        "_accepts",
         "_allowed",
         "_routes",
         "attempts",
@@ -53,6 +55,7 @@ class Plan:
         max_attempts: int,
         max_wait: float,
         allowed: Callable[[str], bool] | None = None,
+        accepts: Callable[[Deployment], bool] | None = None,
     ) -> None:
         self.route = route
         self._routes = routes
@@ -60,6 +63,7 @@ class Plan:
         self.max_attempts = max_attempts
         self.max_wait = max_wait
         self._allowed = allowed
+        self._accepts = accepts
         self.attempts = 0
         self.retries = 0
         self.tried: list[Deployment] = []
@@ -107,6 +111,8 @@ class Plan:
         for route in self._models():
             for tier in route.tiers:
                 for deployment in tier:
+                    if self._accepts is not None and not self._accepts(deployment):
+                        continue
                     until = self.health.cooling_until(deployment.id)
                     if best is None or until < best_until:
                         best, best_until = (route, deployment), until
@@ -140,9 +146,11 @@ class Plan:
 
     def _weighted(self, tier: tuple[Deployment, ...], now: float) -> Deployment | None:
         """Weighted random among the deployments of `tier` untried and usable: O(len(tier))."""
-        health, tried = self.health, self.tried
+        health, tried, accepts = self.health, self.tried, self._accepts
         total = 0
         for deployment in tier:
+            if accepts is not None and not accepts(deployment):
+                continue
             if deployment not in tried and health.usable(deployment.id, now):
                 total += deployment.weight
         if not total:
@@ -150,6 +158,8 @@ class Plan:
         point = random.random() * total
         chosen = None
         for deployment in tier:
+            if accepts is not None and not accepts(deployment):
+                continue
             if deployment not in tried and health.usable(deployment.id, now):
                 chosen = deployment
                 point -= deployment.weight

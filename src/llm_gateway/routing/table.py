@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+from llm_gateway.upstream.kinds import ProviderKind
+
 
 @dataclass(frozen=True, slots=True, eq=False)  # compared by identity: cheap on the hot path
 class Deployment:
@@ -12,8 +14,9 @@ class Deployment:
     provider_id: uuid.UUID
     provider_name: str
     provider_kind: str
+    kind: ProviderKind
     base_url: str  # without a trailing slash; each endpoint appends its path
-    authorization: str
+    auth_headers: tuple[tuple[str, str], ...]  # the provider's key, as its kind sends it
     upstream_model: str | None  # None: the provider calls the model by its public name
     weight: int
     priority: int

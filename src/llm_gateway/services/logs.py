@@ -37,6 +37,7 @@ _JOINED = request_logs.outerjoin(user_keys, request_logs.c.user_key_id == user_k
 class LogFilter:
     key_id: uuid.UUID | None = None
     model: str | None = None
+    endpoint: str | None = None
     status_code: int | None = None
     is_error: bool | None = None
     since: datetime | None = None
@@ -49,6 +50,8 @@ class LogFilter:
             found.append(c.user_key_id == self.key_id)
         if self.model is not None:
             found.append(c.model_requested == self.model)
+        if self.endpoint is not None:
+            found.append(c.endpoint == self.endpoint)
         if self.status_code is not None:
             found.append(c.status_code == self.status_code)
         if self.is_error is not None:

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from llm_gateway.db.tables import model_deployments, providers, utcnow
-from llm_gateway.errors import Conflict, NotFound
+from llm_gateway.errors import BadRequest, Conflict, NotFound
 from llm_gateway.security import mask_secret
 from llm_gateway.services.common import parse_id
 from llm_gateway.state.store import Store
@@ -45,7 +45,7 @@ async def create_provider(
         "id": provider_id,
         "name": name,
         "kind": kind,
-        "base_url": base_url or KINDS[kind].default_base_url,
+        "base_url": base_url or _default_url(kind),
         "api_key": store.box.encrypt(api_key),
         "is_active": is_active,
         "created_at": now,
@@ -79,9 +79,9 @@ async def update_provider(store: Store, ident: str, changes: dict[str, Any]) -> 
             and "base_url" not in values
             and current.base_url == KINDS[current.kind].default_base_url
         ):
-            values["base_url"] = KINDS[new_kind].default_base_url
+            values["base_url"] = _default_url(new_kind)
         if values.get("base_url", "missing") is None:
-            values["base_url"] = KINDS[new_kind or current.kind].default_base_url
+            values["base_url"] = _default_url(new_kind or current.kind)
         values["updated_at"] = utcnow()
         try:
             await conn.execute(
@@ -119,3 +119,10 @@ async def delete_provider(store: Store, ident: str) -> None:
 async def _after_change(store: Store, provider_id: uuid.UUID) -> None:
     await store.reload_routes()
     await store.changed("routes", str(provider_id))
+
+
+def _default_url(kind: str) -> str:
+    url = KINDS[kind].default_base_url
+    if url is None:
+        raise BadRequest(f"providers of kind {kind!r} need a 'base_url'", param="base_url")
+    return url

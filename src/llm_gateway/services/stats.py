@@ -83,6 +83,16 @@ async def dashboard(store: Store) -> dict[str, Any]:
             .group_by(provider_name)
             .order_by(sa.func.count().desc())
         )
+        by_endpoint = await conn.execute(
+            sa.select(c.endpoint, sa.func.count(), errors, sa.func.sum(c.total_tokens))
+            .where(c.created_at >= week_ago)
+            .group_by(c.endpoint)
+            .order_by(sa.func.count().desc())
+        )
+        endpoint_usage = [
+            {"endpoint": e, "requests": n, "errors": int(f or 0), "tokens": int(t or 0)}
+            for e, n, f, t in by_endpoint
+        ]
         model_usage = [{"model": m, "requests": n, "tokens": int(t or 0)} for m, n, t in by_model]
         provider_usage = [
             {"provider": p, "requests": n, "errors": int(e or 0)} for p, n, e in by_provider
@@ -110,4 +120,5 @@ async def dashboard(store: Store) -> dict[str, Any]:
         "requests_per_hour": requests_per_hour,
         "model_usage": model_usage,
         "provider_usage": provider_usage,
+        "endpoint_usage": endpoint_usage,
     }

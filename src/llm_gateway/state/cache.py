@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from llm_gateway.db.tables import model_deployments, model_fallbacks, models, providers, user_keys
 from llm_gateway.routing.table import Deployment, ModelRoute, group_by_priority
 from llm_gateway.security import SecretBox
+from llm_gateway.upstream.kinds import KINDS
 
 
 @dataclass(slots=True)
@@ -130,14 +131,16 @@ class Cache:
             if model is None:
                 continue
             upstream = row.provider_model_name
+            kind = KINDS.get(row.kind) or KINDS["openai_compatible"]
             served.setdefault(row.model_id, []).append(
                 Deployment(
                     id=row.id,
                     provider_id=row.provider_id,
                     provider_name=row.provider_name,
                     provider_kind=row.kind,
-                    base_url=row.base_url.rstrip("/"),
-                    authorization="Bearer " + self._box.decrypt(row.api_key),
+                    kind=kind,
+                    base_url=row.base_url.rstrip("/") + kind.path_prefix,
+                    auth_headers=kind.auth_headers(self._box.decrypt(row.api_key)),
                     upstream_model=None if upstream in (None, model.name) else upstream,
                     weight=row.weight,
                     priority=row.priority,

@@ -1,8 +1,5 @@
-"""`POST /v1/chat/completions`: read the request and build what each deployment receives.
-
-For streams the gateway asks the upstream for its usage chunk (`stream_options.include_usage`)
-and, when the client did not ask for it, drops that chunk on the way back (see proxy/sse.py).
-"""
+"""`POST /v1/chat/completions`: passed through to providers that speak chat; translated to the
+Messages API and back for `anthropic` providers (translate/anthropic_out.py)."""
 
 from __future__ import annotations
 
@@ -10,56 +7,70 @@ from typing import Any
 
 import orjson
 
-from llm_gateway.errors import BadRequest
+from llm_gateway.errors import BadRequest, GatewayError
+from llm_gateway.proxy.asgi import Headers
+from llm_gateway.proxy.endpoints.base import Exchange, openai_usage, upstream_headers
+from llm_gateway.proxy.endpoints.openai_shape import OpenAICall
+from llm_gateway.proxy.sse import TranslatedStream
 from llm_gateway.routing.table import Deployment
+from llm_gateway.translate.anthropic_common import anthropic_error_to_openai
+from llm_gateway.translate.anthropic_out import ChatStream, chat_to_messages, message_to_chat
+from llm_gateway.upstream.kinds import CHAT, MESSAGES
 
 PATH = "/chat/completions"
+DEFAULT_MAX_TOKENS = 4096  # what an Anthropic deployment is asked for when the client sets none
 
 
-class ChatRequest:
-    """The client's request, parsed once; upstream bodies built per deployment, at most once
-    per provider-side model name."""
-
-    __slots__ = ("_bodies", "drop_usage", "model", "payload", "raw", "stream")
+class ChatCall(OpenAICall):
+    __slots__ = ()
 
     def __init__(self, raw: bytes, payload: dict[str, Any]) -> None:
-        self.raw = raw
-        self.payload = payload
-        model = payload.get("model")
-        if not isinstance(model, str) or not model:
-            raise BadRequest("'model' is required and must be a string", param="model")
-        self.model = model
-        stream = payload.get("stream", False)
-        if stream is None:
-            stream = False
-        if not isinstance(stream, bool):
-            raise BadRequest("'stream' must be a boolean", param="stream")
-        self.stream = stream
+        super().__init__(raw, payload, PATH, streams=True)
         _check_messages(payload.get("messages"))
-        self.drop_usage = False
-        if stream:
-            options = payload.get("stream_options")
-            if not (isinstance(options, dict) and options.get("include_usage") is True):
-                self.drop_usage = True
-                options = dict(options) if isinstance(options, dict) else {}
-                options["include_usage"] = True
-                payload["stream_options"] = options
-        self._bodies: dict[str | None, bytes] = {}
 
-    def body_for(self, deployment: Deployment) -> bytes:
-        """The bytes sent to `deployment`: the client's own unless something must change."""
-        upstream = deployment.upstream_model
-        body = self._bodies.get(upstream)
-        if body is None:
-            if upstream is None and not self.drop_usage:
-                body = self.raw
-            else:
-                payload = self.payload
-                if upstream is not None:
-                    payload = {**payload, "model": upstream}
-                body = orjson.dumps(payload)
-            self._bodies[upstream] = body
-        return body
+    def exchange(self, deployment: Deployment, client_headers: Headers) -> Exchange | None:
+        endpoints = deployment.kind.endpoints
+        if CHAT in endpoints:
+            return self.passthrough(deployment, client_headers)
+        if MESSAGES in endpoints:
+            return self._to_anthropic(deployment, client_headers)
+        return None
+
+    def _to_anthropic(self, deployment: Deployment, client_headers: Headers) -> Exchange:
+        model = self.model
+        upstream = deployment.upstream_model or model
+        body = chat_to_messages(self.payload, upstream, DEFAULT_MAX_TOKENS)
+        include_usage = not self.drop_usage
+
+        def translate(status: int, data: bytes) -> bytes:
+            if status >= 400:
+                return anthropic_error_to_openai(status, data)
+            return orjson.dumps(message_to_chat(orjson.loads(data), model))
+
+        return Exchange(
+            url=deployment.base_url + "/messages",
+            body=orjson.dumps(body),
+            headers=upstream_headers(deployment, client_headers, self.stream),
+            stream_relay=lambda: TranslatedStream(
+                ChatStream(model, include_usage), typed=True, read_usage=openai_usage
+            ),
+            translate=translate,
+        )
+
+
+class Chat:
+    name = CHAT
+    path = "/v1" + PATH
+    serves_every_kind = True
+
+    def parse(self, raw: bytes, payload: dict[str, Any]) -> ChatCall:
+        return ChatCall(raw, payload)
+
+    def error_body(self, error: GatewayError) -> bytes:
+        return error.body()
+
+    def serves(self, deployment: Deployment) -> bool:
+        return bool(deployment.kind.endpoints & {CHAT, MESSAGES})
 
 
 def _check_messages(messages: Any) -> None:
