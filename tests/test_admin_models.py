@@ -30,9 +30,11 @@ def test_model_defaults_and_fields(admin: Admin, provider: dict[str, str]) -> No
         "is_active",
         "input_token_coefficient",
         "output_token_coefficient",
+        "max_output_tokens",
         "created_at",
         "updated_at",
     }
+    assert model["max_output_tokens"] is None
     # The one-provider form is one deployment, described by the top-level fields too.
     [deployment] = model["deployments"]
     assert deployment["provider_id"] == provider["id"]

@@ -327,3 +327,18 @@ def test_stats_count_each_endpoint(world: World) -> None:
         "chat": 1,
     }
     assert [row["endpoint"] for row in world.logs(endpoint="chat")] == ["chat"]
+
+
+def test_a_models_output_cap_lowers_larger_requests_on_every_endpoint(world: World) -> None:
+    [model] = [m for m in world.admin.ok("GET", "/admin/models") if m["name"] == "qwen-chat"]
+    updated = world.admin.ok("PUT", f"/admin/models/{model['id']}", json={"max_output_tokens": 100})
+    assert updated["max_output_tokens"] == 100
+    say = [{"role": "user", "content": "hi"}]
+    world.openai().chat.completions.create(model="qwen-chat", messages=say, max_tokens=5000)  # type: ignore[arg-type]
+    world.openai().chat.completions.create(model="qwen-chat", messages=say, max_tokens=50)  # type: ignore[arg-type]
+    world.anthropic().messages.create(model="qwen-chat", max_tokens=8000, messages=say)  # type: ignore[arg-type]
+    world.openai().responses.create(model="qwen-chat", input="hi", max_output_tokens=999)
+    sent = [r["body"] for r in world.upstream.requests(world.bases["qwen-chat"])]
+    assert [body.get("max_tokens") for body in sent] == [100, 50, 100, 100]
+    reset = world.admin.ok("PUT", f"/admin/models/{model['id']}", json={"max_output_tokens": None})
+    assert reset["max_output_tokens"] is None

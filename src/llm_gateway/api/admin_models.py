@@ -36,7 +36,9 @@ async def list_models(store: StoreDep) -> list[dict[str, Any]]:
 
 @router.put("/{model_id}", response_model=ModelInfo)
 async def update_model(model_id: str, body: ModelUpdate, store: StoreDep) -> dict[str, Any]:
-    changes = not_null_changes(body, nullable=frozenset({"provider_model_name"}))
+    changes = not_null_changes(
+        body, nullable=frozenset({"provider_model_name", "max_output_tokens"})
+    )
     return await models.update_model(store, model_id, changes)
 
 

@@ -120,6 +120,7 @@ class DeploymentInput(_Input):
 
 Deployments = Annotated[list[DeploymentInput], Field(min_length=1, max_length=32)]
 Fallbacks = Annotated[list[ModelName], Field(max_length=8)]
+OutputCap = Annotated[StrictInt, Field(ge=1, le=10_000_000)]
 
 
 class ModelCreate(_Input):
@@ -133,6 +134,7 @@ class ModelCreate(_Input):
     is_active: StrictBool = True
     input_token_coefficient: Coefficient = 1.0
     output_token_coefficient: Coefficient = 1.0
+    max_output_tokens: OutputCap | None = None
 
 
 class ModelUpdate(_Input):
@@ -144,6 +146,7 @@ class ModelUpdate(_Input):
     is_active: StrictBool | SkipJsonSchema[None] = None
     input_token_coefficient: Coefficient | SkipJsonSchema[None] = None
     output_token_coefficient: Coefficient | SkipJsonSchema[None] = None
+    max_output_tokens: OutputCap | None = None
 
 
 class DeploymentInfo(BaseModel):
@@ -169,6 +172,7 @@ class ModelInfo(BaseModel):
     is_active: bool
     input_token_coefficient: float
     output_token_coefficient: float
+    max_output_tokens: int | None
     created_at: datetime
     updated_at: datetime
 

@@ -57,6 +57,8 @@ models = sa.Table(
     sa.Column("is_active", sa.Boolean, nullable=False, default=True),
     sa.Column("input_token_coefficient", sa.Float, nullable=False, default=1.0),
     sa.Column("output_token_coefficient", sa.Float, nullable=False, default=1.0),
+    # A larger max_tokens from a client is lowered to this instead of failing upstream.
+    sa.Column("max_output_tokens", sa.Integer, nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
 )

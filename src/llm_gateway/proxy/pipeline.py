@@ -38,7 +38,7 @@ from llm_gateway.proxy.asgi import (
 )
 from llm_gateway.proxy.attempt import Failed, Streaming, attempt
 from llm_gateway.proxy.auth import INVALID_KEY, TOO_MANY_FAILURES, authenticate, client_address
-from llm_gateway.proxy.endpoints.base import Endpoint, Exchange, ProxyRequest
+from llm_gateway.proxy.endpoints.base import Endpoint, Exchange, ProxyRequest, cap_output
 from llm_gateway.proxy.record import CallRecord, estimate_tokens
 from llm_gateway.proxy.relay import Reply, relay_answer, relay_stream
 from llm_gateway.routing.plan import Plan
@@ -109,6 +109,8 @@ class Proxy:
             route = store.cache.routes.get(request.model)
             if route is None:
                 raise ModelNotFound(f"the model '{request.model}' does not exist", param="model")
+            if route.max_output_tokens is not None:
+                cap_output(request, route.max_output_tokens)
             await self._admit(key, route, len(body), call)
         except GatewayError as error:
             call.fail(error)

@@ -32,6 +32,7 @@ class ModelRoute:
     input_coefficient: float
     output_coefficient: float
     created: int  # unix seconds, for /v1/models
+    max_output_tokens: int | None = None  # a larger request is lowered to it
 
     def weighted_tokens(self, prompt_tokens: int, completion_tokens: int) -> int:
         return round(

@@ -28,7 +28,13 @@ _DEPLOYMENTS = (
     .join(providers, model_deployments.c.provider_id == providers.c.id)
     .order_by(model_deployments.c.priority, model_deployments.c.position)
 )
-_MODEL_FIELDS = ("name", "is_active", "input_token_coefficient", "output_token_coefficient")
+_MODEL_FIELDS = (
+    "name",
+    "is_active",
+    "input_token_coefficient",
+    "output_token_coefficient",
+    "max_output_tokens",
+)
 
 
 async def list_models(store: Store) -> list[dict[str, Any]]:
@@ -256,6 +262,7 @@ async def _infos(
                 "is_active": model.is_active,
                 "input_token_coefficient": model.input_token_coefficient,
                 "output_token_coefficient": model.output_token_coefficient,
+                "max_output_tokens": model.max_output_tokens,
                 "created_at": model.created_at,
                 "updated_at": model.updated_at,
             }

@@ -165,5 +165,6 @@ class Cache:
                 input_coefficient=model.input_token_coefficient,
                 output_coefficient=model.output_token_coefficient,
                 created=int(model.created_at.timestamp()),
+                max_output_tokens=model.max_output_tokens,
             )
         self.routes = routes

@@ -55,6 +55,13 @@ class Exchange:
 class ProxyRequest(Protocol):
     model: str
     stream: bool
+    raw: bytes
+    payload: dict[str, Any]
+
+    @property
+    def output_fields(self) -> tuple[str, ...]:
+        """The fields that bound the answer's length."""
+        ...
 
     def exchange(self, deployment: Deployment, client_headers: Headers) -> Exchange | None:
         """What to send `deployment`, or None when it cannot serve this endpoint."""
@@ -80,6 +87,20 @@ class Endpoint(Protocol):
 
 
 # shared by the endpoints -------------------------------------------------------------------------
+def cap_output(request: ProxyRequest, limit: int) -> None:
+    """Lower a requested output length above the model's cap to the cap (instead of letting
+    the upstream refuse it)."""
+    payload = request.payload
+    changed = False
+    for name in request.output_fields:
+        value = payload.get(name)
+        if isinstance(value, int) and value > limit:
+            payload[name] = limit
+            changed = True
+    if changed:
+        request.raw = orjson.dumps(payload)
+
+
 def required_model(payload: dict[str, Any]) -> str:
     model = payload.get("model")
     if not isinstance(model, str) or not model:

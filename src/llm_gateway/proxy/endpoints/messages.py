@@ -43,6 +43,7 @@ from llm_gateway.upstream.kinds import CHAT, MESSAGES
 
 class MessagesCall:
     __slots__ = ("model", "notes", "payload", "raw", "stream")
+    output_fields = ("max_tokens",)
 
     def __init__(self, raw: bytes, payload: dict[str, Any]) -> None:
         self.raw = raw
@@ -100,6 +101,7 @@ class CountTokensCall:
     """Forwarded to `anthropic` providers; elsewhere answered here with an estimate."""
 
     __slots__ = ("model", "payload", "raw", "stream")
+    output_fields = ()
 
     def __init__(self, raw: bytes, payload: dict[str, Any]) -> None:
         self.raw = raw

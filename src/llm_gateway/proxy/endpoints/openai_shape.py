@@ -29,6 +29,7 @@ class OpenAICall:
     """A parsed request to an OpenAI-shaped endpoint; bodies built per provider-side name."""
 
     __slots__ = ("_bodies", "drop_usage", "model", "path", "payload", "raw", "stream")
+    output_fields = ("max_tokens", "max_completion_tokens")
 
     def __init__(self, raw: bytes, payload: dict[str, Any], path: str, streams: bool) -> None:
         self.raw = raw

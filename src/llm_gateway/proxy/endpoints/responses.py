@@ -36,6 +36,7 @@ _TERMINAL = ("response.completed", "response.incomplete", "response.failed")
 
 class ResponsesCall:
     __slots__ = ("_bridge", "model", "notes", "payload", "raw", "stream")
+    output_fields = ("max_output_tokens",)
 
     def __init__(self, raw: bytes, payload: dict[str, Any]) -> None:
         self.raw = raw

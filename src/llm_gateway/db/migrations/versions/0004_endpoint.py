@@ -1,4 +1,5 @@
-"""Which endpoint each logged call used, and notes on what a bridge left out.
+"""Which endpoint each logged call used, notes on what a bridge left out, and a per-model cap on
+output tokens.
 
 Revision ID: 0004
 Revises: 0003
@@ -22,9 +23,12 @@ def upgrade() -> None:
     op.create_index(
         "ix_request_logs_endpoint_created_at", "request_logs", ["endpoint", "created_at"]
     )
+    op.add_column("models", sa.Column("max_output_tokens", sa.Integer, nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("models") as batch:
+        batch.drop_column("max_output_tokens")
     op.drop_index("ix_request_logs_endpoint_created_at", "request_logs")
     with op.batch_alter_table("request_logs") as batch:
         batch.drop_column("notes")
