@@ -70,29 +70,22 @@ def missing_message(executable: Path) -> str:
 
 # ---- Codex ----------------------------------------------------------------------------------
 def codex_config(base_url: str, model: str) -> str:
-    """`$CODEX_HOME/config.toml`: Codex's defaults, one provider entry, and nothing called home.
+    """`$CODEX_HOME/config.toml`: Codex's default configuration plus one provider entry.
 
-    `base_url` ends in `/v1` (Codex appends `/responses`). Analytics off (its metrics exporter
-    posts to OpenAI) and plugins off (their start-up sync runs `git ls-remote` on GitHub and
-    calls ChatGPT's plugin API); no update check.
+    `base_url` ends in `/v1` (Codex appends `/responses`). Nothing else is changed: its calls
+    home (analytics, plugin sync, update check) fail fast on a machine without internet and do
+    not hold up the task.
     """
     return "\n".join(
         [
             f"model = {json.dumps(model)}",
             'model_provider = "gateway"',
-            "check_for_update_on_startup = false",
             "",
             "[model_providers.gateway]",
             'name = "llm-gateway"',
             f"base_url = {json.dumps(base_url)}",
             f'env_key = "{CODEX_KEY_VARIABLE}"',
             'wire_api = "responses"',
-            "",
-            "[analytics]",
-            "enabled = false",
-            "",
-            "[features]",
-            "plugins = false",
             "",
         ]
     )
