@@ -48,3 +48,56 @@ def test_complete_events_are_released_at_once() -> None:
     first = _event({"choices": [{"delta": {"content": "x"}}]})
     assert tap.feed(first + b'data: {"partial') == first
     assert tap.feed(b'": 1}\n\n') == b'data: {"partial": 1}\n\n'
+
+
+def _named(kind: str, payload: object) -> bytes:
+    return f"event: {kind}\n".encode() + _event(payload)
+
+
+ANTHROPIC_STREAM = b"".join(
+    [
+        _named(
+            "message_start",
+            {
+                "type": "message_start",
+                "message": {
+                    "usage": {"input_tokens": 6, "cache_read_input_tokens": 4, "output_tokens": 1}
+                },
+            },
+        ),
+        _named("content_block_delta", {"type": "content_block_delta", "delta": {"text": "hi"}}),
+        _named("message_delta", {"type": "message_delta", "usage": {"output_tokens": 7}}),
+        _named("message_stop", {"type": "message_stop"}),
+    ]
+)
+
+
+@pytest.mark.parametrize("size", [1, 5, 64, 10_000])
+def test_a_passed_through_anthropic_stream_is_unchanged_and_its_usage_read(size: int) -> None:
+    from llm_gateway.proxy.endpoints.messages import _error_event, _event_usage
+    from llm_gateway.proxy.sse import EventUsageTap
+
+    tap = EventUsageTap(_event_usage, _error_event)
+    out = b"".join(
+        tap.feed(ANTHROPIC_STREAM[i : i + size]) for i in range(0, len(ANTHROPIC_STREAM), size)
+    )
+    assert out + tap.finish() == ANTHROPIC_STREAM
+    # input 6 + cache read 4 from the start, output 7 from the end: counted once each
+    assert tap.usage == {"prompt_tokens": 10, "completion_tokens": 7, "total_tokens": 17}
+
+
+@pytest.mark.parametrize("size", [1, 3, 64, 10_000])
+def test_events_are_read_whole_whatever_the_chunking(size: int) -> None:
+    from llm_gateway.proxy.sse import EventReader
+
+    reader = EventReader()
+    found = []
+    for i in range(0, len(ANTHROPIC_STREAM), size):
+        found += reader.feed(ANTHROPIC_STREAM[i : i + size])
+    assert [kind for kind, _ in found] == [
+        "message_start",
+        "content_block_delta",
+        "message_delta",
+        "message_stop",
+    ]
+    assert found[1][1]["delta"] == {"text": "hi"}

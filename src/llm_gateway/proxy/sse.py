@@ -19,18 +19,34 @@ from llm_gateway.errors import GatewayError
 _EVENT = re.compile(rb".*?\r?\n\r?\n", re.DOTALL)
 
 
-class UsageTap:
-    def __init__(self, drop_usage_chunk: bool) -> None:
-        self._drop = drop_usage_chunk
+class _Framing:
+    """Holds back an incomplete last event until its next bytes arrive."""
+
+    def __init__(self) -> None:
         self._tail = b""
+
+    def _complete(self, data: bytes) -> bytes:
+        """The complete events among what was held back and `data`."""
+        buffer = self._tail + data if self._tail else data
+        cut = _last_boundary(buffer)
+        self._tail = buffer[cut:]
+        return buffer[:cut]
+
+    def finish(self) -> bytes:
+        """Whatever the upstream sent after its last complete event."""
+        tail, self._tail = self._tail, b""
+        return tail
+
+
+class UsageTap(_Framing):
+    def __init__(self, drop_usage_chunk: bool) -> None:
+        super().__init__()
+        self._drop = drop_usage_chunk
         self.usage: dict[str, Any] | None = None
 
     def feed(self, data: bytes) -> bytes:
         """Take upstream bytes; return the bytes to send to the client now."""
-        buffer = self._tail + data if self._tail else data
-        cut = _last_boundary(buffer)
-        self._tail = buffer[cut:]
-        complete = buffer[:cut]
+        complete = self._complete(data)
         if b'"usage"' not in complete:
             return complete  # nothing to read or remove: pass the bytes through as they are
         return self._read_usage(complete)
@@ -46,11 +62,6 @@ class UsageTap:
                 continue
             kept.append(event)
         return b"".join(kept) if dropped else complete
-
-    def finish(self) -> bytes:
-        """Whatever the upstream sent after its last complete event."""
-        tail, self._tail = self._tail, b""
-        return tail
 
     def _inspect(self, event: bytes) -> bool:
         """Record usage found in `event`; return True when the event must be dropped."""
@@ -87,21 +98,18 @@ class ChatTap(UsageTap):
         return self.finish() + b"data: " + error.body() + b"\n\n"
 
 
-class EventUsageTap:
+class EventUsageTap(_Framing):
     """A Responses or Anthropic stream passed through unchanged; usage read from the events
     that carry it (`read` maps an event's JSON to accounting usage, or None)."""
 
     def __init__(self, read: Callable[[Any], dict[str, Any] | None], fail: FailRenderer) -> None:
+        super().__init__()
         self._read = read
         self._fail = fail
-        self._tail = b""
         self.usage: dict[str, Any] | None = None
 
     def feed(self, data: bytes) -> bytes:
-        buffer = self._tail + data if self._tail else data
-        cut = _last_boundary(buffer)
-        self._tail = buffer[cut:]
-        complete = buffer[:cut]
+        complete = self._complete(data)
         if b'"usage"' in complete:
             for event in _events(complete):
                 if b'"usage"' in event:
@@ -110,26 +118,16 @@ class EventUsageTap:
                         self.usage = _merged(self.usage, found)
         return complete
 
-    def finish(self) -> bytes:
-        tail, self._tail = self._tail, b""
-        return tail
-
     def fail(self, error: GatewayError) -> bytes:
         return self.finish() + self._fail(error)
 
 
-class EventReader:
+class EventReader(_Framing):
     """Complete SSE events out of arbitrary chunks, as (event type, parsed data)."""
 
-    def __init__(self) -> None:
-        self._tail = b""
-
     def feed(self, data: bytes) -> list[tuple[str | None, Any]]:
-        buffer = self._tail + data if self._tail else data
-        cut = _last_boundary(buffer)
-        self._tail = buffer[cut:]
         found: list[tuple[str | None, Any]] = []
-        for event in _events(buffer[:cut]):
+        for event in _events(self._complete(data)):
             kind = None
             for line in event.splitlines():
                 if line.startswith(b"event:"):
