@@ -51,14 +51,17 @@ async def attempt(
     first_byte_timeout: float,
 ) -> Answered | Streaming | Failed:
     response: aiohttp.ClientResponse | None = None
-    deadline = asyncio.timeout(first_byte_timeout if stream else None)
     try:
-        async with deadline:
+        if stream:
+            async with asyncio.timeout(first_byte_timeout):
+                response = await session.post(url, data=body, headers=headers)
+                if response.status == 200 and _is_event_stream(response):
+                    head = await _first_event(response)
+                    streaming, response = Streaming(response, head), None
+                    return streaming
+                data = await response.read()
+        else:  # the client's own timeouts bound a whole answer
             response = await session.post(url, data=body, headers=headers)
-            if stream and response.status == 200 and _is_event_stream(response):
-                head = await _first_event(response)
-                streaming, response = Streaming(response, head), None
-                return streaming
             data = await response.read()
     except (aiohttp.ClientError, TimeoutError) as exc:
         if response is not None:

@@ -98,6 +98,11 @@ class Plan:
 
     # the three rules -------------------------------------------------------------------------
     def _fresh(self, now: float) -> tuple[ModelRoute, Deployment] | None:
+        route = self.route
+        if not self.tried and len(route.tiers[0]) == 1:  # the common case: one deployment
+            only = route.tiers[0][0]
+            if self._accepts is None and self.health.usable(only.id, now):
+                return route, only
         for route in self._models():
             for tier in route.tiers:
                 deployment = self._weighted(tier, now)
