@@ -22,16 +22,10 @@ sys.path.insert(0, str(BENCH.parent))
 import httpx  # noqa: E402
 from tests.servers import free_port  # noqa: E402
 
-from bench.run import (  # noqa: E402
-    ADMIN_KEY,
-    configure_gateway,
-    harness,
-    mock_block,
-    nginx,
-    request_body,
-    start_gateway,
-    wrk,
-)
+from bench.admin import configure_gateway  # noqa: E402
+from bench.bodies import request_body  # noqa: E402
+from bench.load import wrk  # noqa: E402
+from bench.servers import ADMIN_KEY, harness, mock_block, nginx, start_gateway  # noqa: E402
 
 CONNECTIONS = 16
 SAMPLE_SECONDS = 10
