@@ -31,10 +31,14 @@ def test_model_defaults_and_fields(admin: Admin, provider: dict[str, str]) -> No
         "input_token_coefficient",
         "output_token_coefficient",
         "max_output_tokens",
+        "input_price_per_million",
+        "cached_input_price_per_million",
+        "output_price_per_million",
         "created_at",
         "updated_at",
     }
     assert model["max_output_tokens"] is None
+    assert model["input_price_per_million"] is None  # unpriced until set
     # The one-provider form is one deployment, described by the top-level fields too.
     [deployment] = model["deployments"]
     assert deployment["provider_id"] == provider["id"]

@@ -200,9 +200,11 @@ def test_stats_from_known_rows(gateway: ThreadedGateway, admin: Admin) -> None:
         assert current["requests"] == 2 and current["errors"] == 1
         assert current["avg_latency"] == 200.0
     usage = {m["model"]: m for m in stats["model_usage"]}
-    assert usage["gpt-4o"] == {"model": "gpt-4o", "requests": 2, "tokens": 15}
-    assert usage["qwen"] == {"model": "qwen", "requests": 2, "tokens": 47}
-    assert stats["provider_usage"] == [{"provider": "stats-provider", "requests": 4, "errors": 1}]
+    assert usage["gpt-4o"] == {"model": "gpt-4o", "requests": 2, "tokens": 15, "cost_usd": 0.0}
+    assert usage["qwen"] == {"model": "qwen", "requests": 2, "tokens": 47, "cost_usd": 0.0}
+    assert stats["provider_usage"] == [
+        {"provider": "stats-provider", "requests": 4, "errors": 1, "cost_usd": 0.0}
+    ]
 
 
 def test_retention_deletes_only_old_rows(gateway: ThreadedGateway) -> None:

@@ -82,8 +82,14 @@ def test_a_passed_through_anthropic_stream_is_unchanged_and_its_usage_read(size:
         tap.feed(ANTHROPIC_STREAM[i : i + size]) for i in range(0, len(ANTHROPIC_STREAM), size)
     )
     assert out + tap.finish() == ANTHROPIC_STREAM
-    # input 6 + cache read 4 from the start, output 7 from the end: counted once each
-    assert tap.usage == {"prompt_tokens": 10, "completion_tokens": 7, "total_tokens": 17}
+    # input 6 + cache read 4 from the start, output 7 from the end: counted once each; the
+    # cache read is also reported apart, to be priced at the cached price
+    assert tap.usage == {
+        "prompt_tokens": 10,
+        "completion_tokens": 7,
+        "total_tokens": 17,
+        "cached_tokens": 4,
+    }
 
 
 @pytest.mark.parametrize("size", [1, 3, 64, 10_000])

@@ -295,9 +295,8 @@ def test_dashboard_charts_have_hour_axes_and_values_on_hover(
     assert p.locator("text=errors, 24 h").count() == 0
 
     # One chart per measure, each with its own scale, drawn by the vendored uPlot.
-    for chart in ("requests", "tokens", "latency"):
+    for chart in ("requests", "tokens", "latency", "spend"):
         p.wait_for_selector(f"[data-testid=chart-{chart}] .uplot canvas")
-    assert p.locator("[data-testid=chart-spend]").count() == 0  # no spend in these stats
     requests = p.locator("[data-testid=chart-requests]")
     labels = requests.locator(".u-legend th").all_inner_texts()
     assert [label.strip() for label in labels] == ["hour", "requests", "failed"]
@@ -693,3 +692,289 @@ def test_pages_render_api_text_as_text(
     _go(p, "logs")
     assert p.evaluate("window.__pwned") is None
     assert p.locator("main img").count() == 0
+
+
+# ---- key policies and cost (DESIGN section 8) -------------------------------------------------
+def _require_fields(gateway: ThreadedGateway, schema: str, *names: str) -> None:
+    """Skip until the admin API describes `names` in `schema` (the backend has landed)."""
+    spec = httpx.get(gateway.url + "/openapi.json").json()
+    fields = spec.get("components", {}).get("schemas", {}).get(schema, {}).get("properties", {})
+    missing = [name for name in names if name not in fields]
+    if missing:
+        pytest.skip(f"the admin API does not take {', '.join(missing)} yet (DESIGN section 8)")
+
+
+def _local(iso: str) -> datetime:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone(ZoneInfo(TIMEZONE))
+
+
+def _shown(moment: datetime) -> str:
+    """A time as the page's table cells show it in the test's locale (en-GB)."""
+    return moment.strftime("%d/%m/%Y, %H:%M")
+
+
+POLICY = ("allowed_models", "expires_at", "rpm_limit", "tpm_limit", "budget_period")
+PRICES = ("input_price_per_million", "cached_input_price_per_million", "output_price_per_million")
+
+
+def test_key_with_every_policy_is_created_shown_and_edited(
+    ui_gateway: ThreadedGateway, upstream: Upstream, page: Page
+) -> None:
+    _require_fields(ui_gateway, "KeyCreate", *POLICY, "cost_budget_usd")
+    p = page
+    _seed(ui_gateway, upstream)
+    _sign_in(p, ui_gateway)
+    _go(p, "keys")
+    p.click("button:has-text('New key')")
+    chip_input = p.locator("[data-testid=allowed-model-input]")
+    chip_input.fill("gpt-4o")
+    chip_input.press("Enter")  # adds a chip, does not submit the form
+    assert p.locator("#dialog").is_visible()
+    chip_input.fill("claude-*, gpt-4o")  # a glob; a name already there is not added twice
+    p.click("[data-testid=add-allowed-model]")
+    chip_input.fill("o1-*")
+    chip_input.press("Enter")
+    assert p.locator("[data-testid=chip]").count() == 3
+    p.click("[data-testid=chip][data-value='o1-*'] button")
+    assert p.locator("[data-testid=chip] > span").all_inner_texts() == ["gpt-4o", "claude-*"]
+    _assert_fits(p, "key-dialog-policies")
+    _fill_dialog(
+        p,
+        {
+            "name": "limited-app",
+            "token_budget": "5000",
+            "cost_budget_usd": "2.5",
+            "budget_period": "daily",
+            "expires_at": "2030-06-01T09:30",  # Kolkata time: 04:00 UTC
+            "rpm_limit": "60",
+            "tpm_limit": "100000",
+        },
+    )
+    p.wait_for_selector("[data-testid=secret]")
+    p.click("#dialog-cancel")
+
+    with _admin(ui_gateway) as admin:
+        key = next(k for k in admin.get("/admin/keys").json() if k["name"] == "limited-app")
+    assert key["allowed_models"] == ["gpt-4o", "claude-*"]
+    expires = datetime.fromisoformat(key["expires_at"].replace("Z", "+00:00"))
+    assert expires == datetime(2030, 6, 1, 4, 0, tzinfo=UTC)
+    assert (key["rpm_limit"], key["tpm_limit"], key["token_budget"]) == (60, 100000, 5000)
+    assert key["budget_period"] == "daily"
+    assert float(key["cost_budget_usd"]) == 2.5
+
+    row = p.locator("tr:has-text('limited-app')")
+    assert row.locator("[data-testid=key-models]").inner_text() == "models: gpt-4o, claude-*"
+    assert row.locator("[data-testid=key-rates]").inner_text() == (
+        "60 requests/min · 100,000 tokens/min"
+    )
+    assert row.locator("[data-testid=expiry]").inner_text() == "01/06/2030, 09:30"
+    assert "0 / 5,000 tokens" in row.locator("[data-testid=usage-tokens]").inner_text()
+    assert "$0.00 / $2.50 spend" in row.locator("[data-testid=usage-spend]").inner_text()
+    resets = row.locator("[data-testid=resets]").inner_text()
+    assert resets.startswith("daily"), resets
+    assert _shown(_local(key["budget_resets_at"])) in resets  # local time: 05:30 in Kolkata
+    assert resets.endswith(", 05:30"), resets
+    # The key seeded without policies: every model, no rate limit, no expiry, no period.
+    plain = p.locator("tr:has-text('mobile-app-production')")
+    assert plain.locator("[data-testid=key-models]").inner_text() == "models: all"
+    assert plain.locator("[data-testid=key-rates]").inner_text() == "no rate limit"
+    assert plain.locator("[data-testid=expiry]").inner_text() == "never"
+    assert plain.locator("[data-testid=resets]").inner_text() == "budgets never reset"
+    p.screenshot(path=str(OUTPUT / "keys-policies.png"), full_page=True)
+    found = _layout_problems(p)
+    assert not found["out"], found["out"]
+
+    # Edit: the dialog comes filled in; drop a model and the request limit, change the period.
+    row.locator("button:has-text('Edit')").click()
+    assert p.locator("[data-testid=chip]").count() == 2
+    assert p.input_value("#dialog-body [name=expires_at]") == "2030-06-01T09:30"
+    assert p.input_value("#dialog-body [name=rpm_limit]") == "60"
+    assert p.input_value("#dialog-body [name=budget_period]") == "daily"
+    assert float(p.input_value("#dialog-body [name=cost_budget_usd]")) == 2.5
+    p.click("[data-testid=chip][data-value='claude-*'] button")
+    _fill_dialog(p, {"rpm_limit": "", "budget_period": "monthly"})
+    p.wait_for_selector("tr:has-text('limited-app') [data-testid=resets]:has-text('monthly')")
+    with _admin(ui_gateway) as admin:
+        edited = next(k for k in admin.get("/admin/keys").json() if k["id"] == key["id"])
+    assert edited["allowed_models"] == ["gpt-4o"]
+    assert edited["rpm_limit"] is None and edited["tpm_limit"] == 100000
+    assert edited["budget_period"] == "monthly"
+    assert edited["expires_at"] == key["expires_at"]  # unchanged, so not sent
+
+    # Every model again, and no expiry.
+    row.locator("button:has-text('Edit')").click()
+    p.click("[data-testid=chip][data-value='gpt-4o'] button")
+    _fill_dialog(p, {"expires_at": ""})
+    p.wait_for_selector("#dialog", state="hidden")
+    p.wait_for_function(
+        "[...document.querySelectorAll('tr')].some((tr) => tr.textContent.includes('limited-app')"
+        " && tr.querySelector('[data-testid=key-models]').textContent === 'models: all')"
+    )
+    with _admin(ui_gateway) as admin:
+        cleared = next(k for k in admin.get("/admin/keys").json() if k["id"] == key["id"])
+    assert cleared["allowed_models"] is None and cleared["expires_at"] is None
+
+
+def test_expired_key_is_marked(ui_gateway: ThreadedGateway, page: Page) -> None:
+    _require_fields(ui_gateway, "KeyCreate", "expires_at")
+    p = page
+    with _admin(ui_gateway) as admin:
+        for name, expires in (("short-lived", "2030-01-01"), ("long-lived", "2040-01-01")):
+            body = {"name": name, "expires_at": f"{expires}T00:00:00Z"}
+            assert admin.post("/admin/keys", json=body).status_code == 201
+    p.clock.set_system_time(datetime(2031, 1, 1, tzinfo=UTC))  # the browser's clock only
+    _sign_in(p, ui_gateway)
+    _go(p, "keys")
+    short = p.locator("tr:has-text('short-lived')")
+    assert short.locator("[data-testid=expired]").inner_text() == "expired"
+    expiry = short.locator("[data-testid=expiry]")
+    assert expiry.inner_text() == "01/01/2030, 05:30"
+    assert "expired" in (expiry.get_attribute("class") or "")
+    long = p.locator("tr:has-text('long-lived')")
+    assert long.locator("[data-testid=expired]").count() == 0
+    assert long.locator(".badge").inner_text() == "active"
+
+
+def _priced_setup(gateway: ThreadedGateway, upstream: Upstream) -> dict[str, Any]:
+    """A priced model, a key with policies and a cost budget, and two answered requests."""
+    seeded = _seed(gateway, upstream)
+    with _admin(gateway) as admin:
+        response = admin.put(
+            f"/admin/models/{seeded['model']['id']}",
+            json={"input_price_per_million": 1000, "output_price_per_million": 2000},
+        )
+        assert response.status_code == 200, response.text
+        created = admin.post(
+            "/admin/keys",
+            json={
+                "name": "priced-app",
+                "allowed_models": ["gpt-4o", "gpt-4o-*", "claude-3-5-sonnet-*"],
+                "rpm_limit": 600,
+                "tpm_limit": 2_000_000,
+                "budget_period": "weekly",
+                "cost_budget_usd": 1,
+                "token_budget": 1_000_000,
+                "expires_at": "2031-12-31T18:30:00Z",
+            },
+        )
+        assert created.status_code == 201, created.text
+    key = created.json()["key"]
+    assert _chat(gateway, key, "a priced question") == 200
+    assert _chat(gateway, key, "another priced question", stream=True) == 200
+    _flush(gateway)
+    return {**seeded, "priced_key": created.json()}
+
+
+def test_model_prices_are_edited_and_shown(
+    ui_gateway: ThreadedGateway, upstream: Upstream, page: Page
+) -> None:
+    _require_fields(ui_gateway, "ModelUpdate", *PRICES)
+    p = page
+    seeded = _seed(ui_gateway, upstream)
+    _sign_in(p, ui_gateway)
+    _go(p, "models")
+    row = p.locator("tr:has-text('gpt-4o')")
+    assert row.locator("[data-testid=prices]").inner_text() == "not priced"
+    row.locator("button:has-text('Edit')").click()
+    _fill_dialog(
+        p,
+        {
+            "input_price_per_million": "2.5",
+            "cached_input_price_per_million": "1.25",
+            "output_price_per_million": "10",
+        },
+    )
+    p.wait_for_selector("[data-testid=prices] [data-field=output_price_per_million]")
+    prices = row.locator("[data-testid=prices]")
+    assert prices.locator("div").all_inner_texts() == ["in $2.50", "cached in $1.25", "out $10.00"]
+    with _admin(ui_gateway) as admin:
+        model = admin.get("/admin/models").json()[0]
+    assert model["id"] == seeded["model"]["id"]
+    assert [float(model[name]) for name in PRICES] == [2.5, 1.25, 10.0]
+
+    # The dialog comes filled in; emptying a price clears it.
+    row.locator("button:has-text('Edit')").click()
+    assert float(p.input_value("#dialog-body [name=input_price_per_million]")) == 2.5
+    _fill_dialog(p, {"cached_input_price_per_million": ""})
+    p.wait_for_function("!document.querySelector('[data-field=cached_input_price_per_million]')")
+    with _admin(ui_gateway) as admin:
+        model = admin.get("/admin/models").json()[0]
+    assert model["cached_input_price_per_million"] is None
+    assert float(model["input_price_per_million"]) == 2.5
+    p.screenshot(path=str(OUTPUT / "models-prices.png"))
+
+
+def test_dashboard_and_logs_show_spend(
+    ui_gateway: ThreadedGateway, upstream: Upstream, page: Page
+) -> None:
+    _require_fields(ui_gateway, "ModelUpdate", *PRICES)
+    _require_fields(ui_gateway, "KeyCreate", *POLICY, "cost_budget_usd")
+    p = page
+    setup = _priced_setup(ui_gateway, upstream)
+    with _admin(ui_gateway) as admin:
+        stats = admin.get("/admin/stats").json()
+        rows = admin.get("/admin/logs").json()["data"]
+    # 10 prompt and 5 completion tokens at $1,000 and $2,000 per million: $0.02 a request.
+    priced = [r for r in rows if r["key_name"] == "priced-app"]
+    assert [float(r["cost_usd"]) for r in priced] == [0.02, 0.02]
+    assert all(r["cost_usd"] is None for r in rows if r["key_name"] != "priced-app")
+    _sign_in(p, ui_gateway)
+    assert p.locator("[data-testid=tile-spend-24h] .value").inner_text() == "$0.04"
+    p.wait_for_selector("[data-testid=chart-spend] .uplot canvas")
+    spend = p.locator("[data-testid=chart-spend]")
+    assert [v.strip() for v in spend.locator(".u-legend .u-value").all_inner_texts()][1] == "$0.04"
+    models = p.locator("[data-testid=model-usage]")
+    assert "spend" in models.locator("th").all_inner_texts()
+    assert "$0.04" in models.locator("tr:has-text('gpt-4o')").inner_text()
+    providers = p.locator("[data-testid=provider-usage]")
+    assert "$0.04" in providers.locator("tr:has-text('local-upstream')").inner_text()
+    keys = p.locator("[data-testid=key-usage]")
+    assert "$0.04" in keys.locator("tr:has-text('priced-app')").inner_text()
+    assert stats  # read above, for the failure message when a name changes
+    p.screenshot(path=str(OUTPUT / "dashboard-spend.png"), full_page=True)
+
+    _go(p, "keys")
+    row = p.locator("tr:has-text('priced-app')")
+    assert "$0.04 / $1.00 spend" in row.locator("[data-testid=usage-spend]").inner_text()
+    assert "weekly" in row.locator("[data-testid=resets]").inner_text()
+    assert setup["priced_key"]["cost_budget_usd"] is not None
+
+    _go(p, "logs")
+    costs = p.locator("[data-testid=cost]").all_inner_texts()
+    assert sorted(costs) == ["$0.02", "$0.02", "—", "—", "—", "—"], costs
+    p.locator("tr:has-text('priced-app') button:has-text('Details')").first.click()
+    facts = p.locator("[data-testid=log-facts]")
+    assert facts.locator("dd[data-field=cost_usd]").inner_text() == "$0.02"
+    p.click("#dialog-cancel")
+    p.wait_for_selector("#dialog", state="hidden")
+    p.locator("tr:has-text('mobile-app-production') button:has-text('Details')").first.click()
+    facts.locator("dd[data-field=key_name]:text-is('mobile-app-production')").wait_for()
+    unpriced = facts.locator("dd[data-field=cost_usd]").inner_text()
+    assert unpriced == "— (the model has no prices)"
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_policy_and_cost_pages_fit_a_phone(
+    ui_gateway: ThreadedGateway, upstream: Upstream, page: Page, theme: str
+) -> None:
+    _require_fields(ui_gateway, "ModelUpdate", *PRICES)
+    _require_fields(ui_gateway, "KeyCreate", *POLICY, "cost_budget_usd")
+    p = page
+    _priced_setup(ui_gateway, upstream)
+    p.set_viewport_size(PHONE)
+    _sign_in(p, ui_gateway)
+    if p.evaluate("document.documentElement.dataset.theme") != theme:
+        p.click("#theme")
+    p.wait_for_selector("[data-testid=chart-spend] .uplot canvas")
+    _assert_fits(p, f"dashboard-spend-phone-{theme}")
+    for name in ("models", "keys", "logs"):
+        _go(p, name)
+        _assert_fits(p, f"{name}-cost-phone-{theme}")
+    _go(p, "keys")
+    p.click("tr:has-text('priced-app') button:has-text('Edit')")
+    assert p.locator("[data-testid=chip]").count() == 3
+    _assert_fits(p, f"key-dialog-policies-phone-{theme}")
+    p.click("#dialog-cancel")
+    _go(p, "models")
+    p.click("button:has-text('Edit')")
+    _assert_fits(p, f"model-dialog-prices-phone-{theme}")

@@ -3,7 +3,8 @@
     GatewayError                      status  type                    code
     ├── BadRequest                    400     invalid_request_error   (varies)
     │   └── PayloadTooLarge           413     invalid_request_error   request_too_large
-    ├── AuthenticationError           401     authentication_error    invalid_api_key
+    ├── AuthenticationError           401     authentication_error    invalid_api_key, key_expired
+    ├── PermissionDenied              403     permission_error        model_not_priced
     ├── NotFound                      404     invalid_request_error   not_found
     │   └── ModelNotFound             404     invalid_request_error   model_not_found
     ├── Conflict                      409     invalid_request_error   conflict
@@ -53,6 +54,12 @@ class AuthenticationError(GatewayError):
     status = 401
     type = "authentication_error"
     code = "invalid_api_key"
+
+
+class PermissionDenied(GatewayError):
+    status = 403
+    type = "permission_error"
+    code = "model_not_priced"
 
 
 class NotFound(GatewayError):

@@ -18,8 +18,10 @@ from typing import Any
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from llm_gateway.clock import Clock
 from llm_gateway.db.engine import create_engine
 from llm_gateway.db.migrate import run_migrations
+from llm_gateway.limits.shared import SharedLimiter
 from llm_gateway.metrics import Metrics
 from llm_gateway.routing.health import Health
 from llm_gateway.runtime import Runtime
@@ -82,6 +84,13 @@ def read_state(runtime: Runtime) -> dict[str, float]:
         state["budget_shared_asked"] = shared.asked
         state["budget_shared_refused"] = shared.refused
         state["budget_shared_failed"] = shared.failed
+    limits = runtime.shared_limits
+    if limits is not None:
+        state["rate_limit_local_share"] = limits.local_share
+        state["rate_limit_processes"] = limits.processes
+        state["rate_limit_redis_failed"] = limits.failed
+    else:
+        state["rate_limit_local_share"] = 1.0  # one process: every limit is kept here
     return state
 
 
@@ -115,9 +124,17 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         encrypted = await encrypt_plaintext_keys(engine, box)
         if encrypted:
             log.info("encrypted %d provider keys that were stored in plaintext", encrypted)
-        cache = Cache(box)
+        clock = Clock()
+        cache = Cache(box, clock)
         health = Health(config.cooldown_failures, config.cooldown_seconds)
-        store = Store(engine=engine, cache=cache, ledger=UsageLedger(cache), box=box, health=health)
+        store = Store(
+            engine=engine,
+            cache=cache,
+            ledger=UsageLedger(cache),
+            box=box,
+            health=health,
+            clock=clock,
+        )
         async with engine.connect() as conn:
             await cache.load_keys(conn, {})
             await cache.load_routes(conn)
@@ -135,6 +152,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             runtime.shared_budget = SharedBudget(
                 runtime.bus, config.connect_timeout + config.read_timeout
             )
+            runtime.shared_limits = SharedLimiter(runtime.bus)
+            runtime.shared_limits.start()
         else:
             background(_periodic_resync(store, config.resync_seconds), "cache-resync")
         runtime.warm = True
@@ -144,6 +163,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime.warm = False
         if runtime.shared_budget is not None:
             await runtime.shared_budget.drain()
+        if runtime.shared_limits is not None:
+            await runtime.shared_limits.stop()
         if runtime.bus is not None:
             await runtime.bus.stop()
         for task in tasks:

@@ -26,6 +26,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from llm_gateway.limits.policy import NANO_PER_USD
 from llm_gateway.proxy.record import CallRecord
 from llm_gateway.services.stats import UNKNOWN_MODEL
 
@@ -121,6 +122,18 @@ class Metrics:
             ["provider", "reason"],
             registry=registry,
         )
+        self.rate_limited = Counter(
+            "llm_gateway_rate_limited",
+            "Requests refused by a key's rate limit, by the limit that refused (requests, tokens).",
+            ["limit"],
+            registry=registry,
+        )
+        self.cost = Counter(
+            "llm_gateway_cost_usd",
+            "Cost of calls at the serving model's prices, in USD, by model (priced models only).",
+            ["model"],
+            registry=registry,
+        )
         self.state_gauges = _StateCollector(read_state)
         self.deployment_gauges = (
             None if read_deployments is None else _DeploymentCollector(read_deployments)
@@ -149,6 +162,8 @@ class Metrics:
             self.tokens.labels(model, "completion").inc(call.completion_tokens)
         if call.weighted_tokens:
             self.tokens.labels(model, "weighted").inc(call.weighted_tokens)
+        if call.cost_nanousd:
+            self.cost.labels(model).inc(call.cost_nanousd / NANO_PER_USD)
         if call.upstream_error_kind is not None:
             self.upstream_errors.labels(call.upstream_error_kind).inc()
 

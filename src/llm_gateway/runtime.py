@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from llm_gateway.limits.local import LocalLimiter
 from llm_gateway.proxy.auth import FailedAuthThrottle
 
 if TYPE_CHECKING:
     import aiohttp
 
+    from llm_gateway.limits.shared import SharedLimiter
     from llm_gateway.metrics import Metrics
     from llm_gateway.settings import Config
     from llm_gateway.state.bus import ChangeBus
@@ -27,5 +29,8 @@ class Runtime:
     metrics: Metrics | None = None
     bus: ChangeBus | None = None
     shared_budget: SharedBudget | None = None
+    # Rate limits: in Redis when configured (with this process's share as fallback), else here.
+    shared_limits: SharedLimiter | None = None
+    local_limits: LocalLimiter = field(default_factory=LocalLimiter)
     warm: bool = False
     auth_throttle: FailedAuthThrottle = field(default_factory=lambda: FailedAuthThrottle(0))

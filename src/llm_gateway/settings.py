@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     gateway_cooldown_failures: int = Field(default=3, ge=1)
     gateway_cooldown_seconds: float = Field(default=30.0, gt=0, le=300)
     gateway_access_log: bool = True
+    gateway_output_tokens_estimate: int = Field(default=256, ge=0, le=10_000_000)
 
     @field_validator("database_url", "redis_url", "cors_origin", mode="before")
     @classmethod
@@ -115,6 +116,7 @@ class Settings(BaseSettings):
             cooldown_failures=self.gateway_cooldown_failures,
             cooldown_seconds=self.gateway_cooldown_seconds,
             access_log=self.gateway_access_log,
+            output_tokens_estimate=self.gateway_output_tokens_estimate,
         )
 
     def _resolve_admin_key(self, sqlite_path: Path | None) -> str:
@@ -178,6 +180,8 @@ class Config:
     cooldown_failures: int = 3  # consecutive failures that cool a deployment down
     cooldown_seconds: float = 30.0  # the first failure cooldown; doubles up to 300 s
     access_log: bool = True
+    # The answer's size a token-rate limit reserves when the request sets no max_tokens.
+    output_tokens_estimate: int = 256
 
     def __repr__(self) -> str:  # never print secrets, even by accident
         return (

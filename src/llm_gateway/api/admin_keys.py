@@ -27,7 +27,7 @@ router = APIRouter(
 
 @router.post("", status_code=201, response_model=KeyCreated)
 async def create_key(body: KeyCreate, store: StoreDep) -> dict[str, Any]:
-    return await keys.create_key(store, name=body.name, token_budget=body.token_budget)
+    return await keys.create_key(store, body.model_dump())
 
 
 @router.get("", response_model=list[KeyInfo])
@@ -37,7 +37,7 @@ async def list_keys(store: StoreDep) -> list[dict[str, Any]]:
 
 @router.put("/{key_id}", response_model=KeyInfo)
 async def update_key(key_id: str, body: KeyUpdate, store: StoreDep) -> dict[str, Any]:
-    changes = not_null_changes(body, nullable=frozenset({"token_budget"}))
+    changes = not_null_changes(body, nullable=frozenset({"token_budget", *keys.POLICY_FIELDS}))
     return await keys.update_key(store, key_id, changes)
 
 

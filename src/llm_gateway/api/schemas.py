@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
@@ -121,6 +121,11 @@ class DeploymentInput(_Input):
 Deployments = Annotated[list[DeploymentInput], Field(min_length=1, max_length=32)]
 Fallbacks = Annotated[list[ModelName], Field(max_length=8)]
 OutputCap = Annotated[StrictInt, Field(ge=1, le=10_000_000)]
+Price = Annotated[
+    float,
+    Field(ge=0, le=1_000_000, description="USD per million tokens."),
+    AfterValidator(_finite),
+]
 
 
 class ModelCreate(_Input):
@@ -135,6 +140,9 @@ class ModelCreate(_Input):
     input_token_coefficient: Coefficient = 1.0
     output_token_coefficient: Coefficient = 1.0
     max_output_tokens: OutputCap | None = None
+    input_price_per_million: Price | None = None
+    cached_input_price_per_million: Price | None = None
+    output_price_per_million: Price | None = None
 
 
 class ModelUpdate(_Input):
@@ -147,6 +155,9 @@ class ModelUpdate(_Input):
     input_token_coefficient: Coefficient | SkipJsonSchema[None] = None
     output_token_coefficient: Coefficient | SkipJsonSchema[None] = None
     max_output_tokens: OutputCap | None = None
+    input_price_per_million: Price | None = None
+    cached_input_price_per_million: Price | None = None
+    output_price_per_million: Price | None = None
 
 
 class DeploymentInfo(BaseModel):
@@ -173,16 +184,70 @@ class ModelInfo(BaseModel):
     input_token_coefficient: float
     output_token_coefficient: float
     max_output_tokens: int | None
+    input_price_per_million: float | None
+    cached_input_price_per_million: float | None
+    output_price_per_million: float | None
     created_at: datetime
     updated_at: datetime
 
 
-class KeyCreate(_Input):
+class PriceImport(BaseModel):
+    """The prices set by `POST /admin/models/import-prices`."""
+
+    model: str
+    matched: str = Field(description="The entry of the price file that matched.")
+    input_price_per_million: float | None
+    cached_input_price_per_million: float | None
+    output_price_per_million: float | None
+
+
+class PriceImportResult(BaseModel):
+    updated: list[PriceImport]
+    unmatched: list[str] = Field(description="Models no entry of the file matched.")
+    dry_run: bool
+
+
+AllowedModels = Annotated[
+    list[ModelName],
+    Field(max_length=256, description="Model names and `*` globs; null: every model."),
+]
+RateLimit = Annotated[StrictInt, Field(ge=1, le=2**31 - 1)]
+TokenRate = Annotated[StrictInt, Field(ge=1, le=2**62)]
+Dollars = Annotated[float, Field(ge=0, le=1_000_000_000), AfterValidator(_finite)]
+BudgetPeriod = Literal["daily", "weekly", "monthly"]
+
+
+def _aware(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+Instant = Annotated[datetime, AfterValidator(_aware)]
+
+
+class KeyPolicyFields(_Input):
+    """What a key may do (section "Key policies" of the README); null: no restriction."""
+
+    allowed_models: AllowedModels | None = None
+    expires_at: Instant | None = Field(
+        default=None, description="The key stops working at this instant (UTC if no zone)."
+    )
+    rpm_limit: RateLimit | None = Field(default=None, description="Requests per rolling minute.")
+    tpm_limit: TokenRate | None = Field(default=None, description="Tokens per rolling minute.")
+    budget_period: BudgetPeriod | None = Field(
+        default=None,
+        description="Budgets restart at each UTC day, ISO week (Monday) or month; null: never.",
+    )
+    cost_budget_usd: Dollars | None = Field(
+        default=None, description="Spend limit in USD per period (or for ever)."
+    )
+
+
+class KeyCreate(KeyPolicyFields):
     name: Name
     token_budget: Budget | None = None
 
 
-class KeyUpdate(_Input):
+class KeyUpdate(KeyPolicyFields):
     name: Name | SkipJsonSchema[None] = None
     token_budget: Budget | None = None
     reset_usage: StrictBool = False
@@ -194,7 +259,17 @@ class KeyInfo(BaseModel):
     key_prefix: str
     is_active: bool
     token_budget: int | None
-    tokens_used: int
+    tokens_used: int = Field(description="Weighted tokens in the current budget period.")
+    allowed_models: list[str] | None
+    expires_at: datetime | None
+    rpm_limit: int | None
+    tpm_limit: int | None
+    budget_period: BudgetPeriod | None
+    budget_resets_at: datetime | None = Field(
+        description="When the current budget period ends (null without a period)."
+    )
+    cost_budget_usd: float | None
+    cost_used_usd: float = Field(description="Spend in the current budget period, in USD.")
     created_at: datetime
     updated_at: datetime
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import click
 
 from llm_gateway.cli_admin import deployments as _deployments  # noqa: F401 - adds its commands
+from llm_gateway.cli_admin import prices as _prices  # noqa: F401 - adds its command
 from llm_gateway.cli_admin.keys import keys
 from llm_gateway.cli_admin.models import models
 from llm_gateway.cli_admin.options import admin_options

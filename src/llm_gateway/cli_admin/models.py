@@ -1,7 +1,8 @@
 """`llm-gateway models ...`: public model names, their deployments and fallbacks.
 
 A deployment is written `provider=NAME_OR_ID[,model=UPSTREAM_NAME][,weight=N][,priority=N]`
-(or just the provider's name). The deployment commands live in `deployments.py`.
+(or just the provider's name). The deployment commands live in `deployments.py`. Prices are
+USD per million tokens; a model without them is logged without a cost.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import click
 
 from llm_gateway.cli_admin.lookup import Lookup, is_uuid
 from llm_gateway.cli_admin.options import (
+    USD_OR_NONE,
+    Clear,
     admin_client,
     admin_options,
     exclusive,
@@ -140,10 +143,34 @@ def _routing_options(function: Any) -> Any:
             click.option(
                 "--output-coefficient", type=float, help="Weight of an output token in budgets."
             ),
+            *(
+                click.option(
+                    f"--{kind}-price",
+                    type=USD_OR_NONE,
+                    metavar="USD|none",
+                    help=f"USD per million {kind.replace('-', ' ')} tokens; none: {unset}.",
+                )
+                for kind, unset in (
+                    ("input", "not priced"),
+                    ("cached-input", "the input price"),
+                    ("output", "not priced"),
+                )
+            ),
         ]
     ):
         function = decorator(function)
     return function
+
+
+Price = float | Clear | None
+
+
+def _prices(input_price: Price, cached_input_price: Price, output_price: Price) -> dict[str, Any]:
+    return given_values(
+        input_price_per_million=input_price,
+        cached_input_price_per_million=cached_input_price,
+        output_price_per_million=output_price,
+    )
 
 
 @models.command("create")
@@ -160,6 +187,9 @@ def model_create(
     fallbacks: tuple[str, ...],
     input_coefficient: float | None,
     output_coefficient: float | None,
+    input_price: Price,
+    cached_input_price: Price,
+    output_price: Price,
 ) -> None:
     """Map a model name to one or more deployments."""
     exclusive(ctx, provider=provider is not None, deployment=bool(deployments))
@@ -176,6 +206,7 @@ def model_create(
         input_token_coefficient=input_coefficient,
         output_token_coefficient=output_coefficient,
     )
+    body.update(_prices(input_price, cached_input_price, output_price))
     if provider is not None:
         body["provider_id"] = lookup.id_of("providers", provider)
     else:
@@ -206,6 +237,9 @@ def model_update(
     fallbacks: tuple[str, ...],
     input_coefficient: float | None,
     output_coefficient: float | None,
+    input_price: Price,
+    cached_input_price: Price,
+    output_price: Price,
     reset_provider_model_name: bool,
     no_fallbacks: bool,
     active: bool | None,
@@ -229,6 +263,7 @@ def model_update(
         output_token_coefficient=output_coefficient,
         is_active=active,
     )
+    body.update(_prices(input_price, cached_input_price, output_price))
     if reset_provider_model_name:
         body["provider_model_name"] = None
     if no_fallbacks:
@@ -238,7 +273,7 @@ def model_update(
         body or provider is not None or deployments or fallbacks,
         "--name, --provider, --provider-model-name, --reset-provider-model-name, --deployment, "
         "--fallback, --no-fallbacks, --input-coefficient, --output-coefficient, "
-        "--active/--inactive",
+        "--input-price, --cached-input-price, --output-price, --active/--inactive",
     )
     client = admin_client(ctx)
     lookup = Lookup(client)

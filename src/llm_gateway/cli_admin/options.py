@@ -1,5 +1,7 @@
 """`--url`, `--admin-key` and `--json`: accepted on `llm-gateway`, on each group and on each
-command, wherever people put them; the most specific placement wins.
+command, wherever people put them; the most specific placement wins. Also the checks and value
+types that several commands share: conflicting options, empty updates, `none` to clear a value,
+USD amounts and instants.
 
 Each placement records what it was given in the context's `meta` (shared by the whole command
 line). Click parses the command line from the outside in, so a later, more specific placement
@@ -9,8 +11,11 @@ gave a value.
 
 from __future__ import annotations
 
+import enum
 import os
 from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,6 +25,7 @@ from llm_gateway.cli_admin.client import DEFAULT_URL, AdminClient, check_admin_k
 from llm_gateway.settings import DEFAULT_SQLITE_FILE
 
 F = TypeVar("F", bound=Callable[..., Any])
+V = TypeVar("V")
 KEY_FILE = f"{DEFAULT_SQLITE_FILE}.admin-key"
 _GIVEN = "llm_gateway.admin_options"
 
@@ -117,5 +123,81 @@ def require_change(ctx: click.Context, changes: object, options: str) -> None:
         raise click.UsageError(f"nothing to change: give at least one of {options}", ctx)
 
 
+class Clear(enum.Enum):
+    """`none` given to an option that takes it: the value is cleared (sent as null)."""
+
+    NONE = "none"
+
+
+NONE = Clear.NONE
+
+
 def given_values(**values: Any) -> dict[str, Any]:
-    return {name: value for name, value in values.items() if value is not None}
+    """The options given (not None), with `none` (NONE) sent as null."""
+    return {
+        name: None if value is NONE else value
+        for name, value in values.items()
+        if value is not None
+    }
+
+
+class OrNone(click.ParamType["V | Clear"]):
+    """Another type's value, or one of `words` (`none`): NONE, the value cleared."""
+
+    def __init__(self, inner: click.ParamType[V], words: tuple[str, ...] = ("none",)) -> None:
+        self.inner = inner
+        self.words = words
+        self.name = f"{inner.name} or {' or '.join(words)}"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> V | Clear:
+        if value is NONE or (isinstance(value, str) and value.strip().lower() in self.words):
+            return NONE
+        try:
+            return self.inner.convert(value, param, ctx)
+        except click.BadParameter as exc:
+            self.fail(f"{exc.message.rstrip('.')}, or {self.words[0]}", param, ctx)
+
+
+class Usd(click.ParamType[float]):
+    """An amount in US dollars (`12.50`, `$0.15`), sent to the API as a JSON number."""
+
+    name = "usd"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, float):
+            return value
+        text = str(value).strip().removeprefix("$").replace("_", "")
+        try:
+            amount = Decimal(text)
+        except InvalidOperation:
+            self.fail(f"{value!r} is not an amount in USD, such as 12.50", param, ctx)
+        if not amount.is_finite() or amount < 0:
+            self.fail(f"{value!r} is not an amount in USD of 0 or more", param, ctx)
+        return float(amount)
+
+
+class Instant(click.ParamType[str]):
+    """An ISO 8601 date or time; without a zone, UTC. Becomes `YYYY-MM-DDTHH:MM:SSZ`."""
+
+    name = "instant"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        try:
+            moment = datetime.fromisoformat(str(value).strip())
+        except ValueError:
+            self.fail(
+                f"{value!r} is not an ISO 8601 time, such as 2030-01-31T18:00:00Z, "
+                "2030-01-31T18:00+01:00 or 2030-01-31 (a time without a zone is UTC)",
+                param,
+                ctx,
+            )
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+USD_OR_NONE = OrNone(Usd())

@@ -59,6 +59,10 @@ models = sa.Table(
     sa.Column("output_token_coefficient", sa.Float, nullable=False, default=1.0),
     # A larger max_tokens from a client is lowered to this instead of failing upstream.
     sa.Column("max_output_tokens", sa.Integer, nullable=True),
+    # USD per million tokens; a model without input and output prices is unpriced.
+    sa.Column("input_price_per_million", sa.Float, nullable=True),
+    sa.Column("cached_input_price_per_million", sa.Float, nullable=True),  # else the input price
+    sa.Column("output_price_per_million", sa.Float, nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
 )
@@ -107,6 +111,18 @@ user_keys = sa.Table(
     sa.Column("tokens_used", sa.BigInteger, nullable=False, default=0),
     # Usage flushes counted from before this instant are dropped (see state/usage.py).
     sa.Column("usage_reset_at", UTCDateTime, nullable=True),
+    # Spend in billionths of a USD, counted like tokens_used (per period when there is one).
+    sa.Column("cost_used_nanousd", sa.BigInteger, nullable=False, default=0),
+    sa.Column("cost_budget_nanousd", sa.BigInteger, nullable=True),
+    # Policies (limits/policy.py). Null: no restriction.
+    sa.Column("allowed_models", sa.JSON, nullable=True),  # names and `*` globs
+    sa.Column("expires_at", UTCDateTime, nullable=True),
+    sa.Column("rpm_limit", sa.Integer, nullable=True),
+    sa.Column("tpm_limit", sa.BigInteger, nullable=True),
+    sa.Column("budget_period", sa.String(16), nullable=True),  # daily, weekly, monthly
+    # The period tokens_used and cost_used_nanousd count in (null without a period); a charge
+    # for a later period starts them from zero (state/usage.py).
+    sa.Column("period_started_at", UTCDateTime, nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
 )
@@ -130,6 +146,8 @@ request_logs = sa.Table(
     sa.Column("completion_tokens", sa.Integer, nullable=False, default=0),
     sa.Column("total_tokens", sa.Integer, nullable=False, default=0),
     sa.Column("weighted_total_tokens", sa.BigInteger, nullable=False, default=0),
+    sa.Column("cached_tokens", sa.Integer, nullable=False, default=0),  # part of prompt_tokens
+    sa.Column("cost_usd", sa.Float, nullable=True),  # null: the serving model has no prices
     sa.Column("latency_ms", sa.Integer, nullable=False),
     sa.Column("ttfb_ms", sa.Integer, nullable=True),
     sa.Column("is_stream", sa.Boolean, nullable=False),

@@ -25,6 +25,11 @@ TOO_MANY_FAILURES = ThrottledError(
 )
 
 
+def expired() -> AuthenticationError:
+    """The refusal of a key past its `expires_at` (a new error each time: it is raised)."""
+    return AuthenticationError("This API key has expired.", code="key_expired")
+
+
 def authenticate(cache: Cache, authorization: bytes | None) -> KeyEntry | None:
     token = b""
     if authorization is not None and authorization[:7].lower() == b"bearer ":

@@ -1,4 +1,8 @@
-"""`GET /v1/models`: the OpenAI-style list of models the calling key may use."""
+"""`GET /v1/models`: the OpenAI-style list of models the calling key may use.
+
+A key with an allowed-models list sees only those; a key with a cost budget sees only priced
+models (it cannot use the others); an expired key is refused as on every endpoint.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from llm_gateway.proxy.auth import (
     authenticate,
     authorization_header,
     client_address,
+    expired,
 )
 from llm_gateway.runtime import Runtime
 
@@ -22,13 +27,20 @@ class ModelList:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         store = self.rt.store
         assert store is not None
-        if authenticate(store.cache, authorization_header(scope["headers"])) is None:
+        key = authenticate(store.cache, authorization_header(scope["headers"]))
+        if key is None:
             throttled = self.rt.auth_throttle.failed(client_address(scope))
             await send_error(send, TOO_MANY_FAILURES if throttled else INVALID_KEY, [])
+            return
+        policy = key.policy
+        if policy is not None and policy.expired(store.clock()):
+            await send_error(send, expired(), [])
             return
         data = [
             {"id": name, "object": "model", "created": route.created, "owned_by": owner}
             for name, route in sorted(store.cache.routes.items())
+            if policy is None
+            or (policy.allows(name) and (policy.cost_budget is None or route.priced))
             for owner in (route.tiers[0][0].provider_name,)
         ]
         body = orjson.dumps({"object": "list", "data": data})

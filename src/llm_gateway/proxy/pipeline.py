@@ -1,15 +1,21 @@
 """A proxied call, top to bottom, the same for every endpoint (proxy/endpoints/ says what differs).
 
 1. authenticate: SHA-256 of the bearer key (or `x-api-key`), looked up in the in-process cache;
+   refuse an expired key;
 2. read and parse the body once (the endpoint adapter checks its fields);
-3. resolve the model in the in-process routing table; refuse an exhausted budget and reserve
-   the call's expected cost;
+3. resolve the model in the in-process routing table (a model the key may not use is as
+   unknown as one that does not exist); apply the key's policy (cost budgets need priced
+   models; rate limits take a request and a token estimate); refuse an exhausted budget and
+   reserve the call's expected cost (proxy/gate.py);
 4. attempt deployments as the routing plan says (routing/plan.py): a failure that happens
    before anything reached the client moves on to the next deployment or fallback model,
    invisibly; a stream commits at its first event;
 5. relay the committed answer (streams chunk by chunk), or the last failure;
-6. account usage with the serving model's coefficients and enqueue one request-log row;
-   neither delays the response.
+6. account usage with the serving model's coefficients and its cost at its prices, settle the
+   token estimate of a rate limit to the real usage (proxy/gate.py), and enqueue one
+   request-log row; none of it delays the response.
+
+A key without a policy (limits/policy.py) pays one attribute check for all of step 3's policy.
 
 A client that goes away cancels the upstream request; what was streamed is still counted.
 """
@@ -24,8 +30,9 @@ from typing import Any
 
 import orjson
 
-from llm_gateway.errors import BadRequest, GatewayError, ModelNotFound, QuotaExceeded
+from llm_gateway.errors import BadRequest, GatewayError, ModelNotFound
 from llm_gateway.json_depth import nests_deeper_than
+from llm_gateway.limits.policy import KeyPolicy
 from llm_gateway.logging_setup import request_context
 from llm_gateway.proxy.asgi import (
     JSON_CONTENT_TYPE,
@@ -37,19 +44,24 @@ from llm_gateway.proxy.asgi import (
     send_bytes,
 )
 from llm_gateway.proxy.attempt import Failed, Streaming, attempt
-from llm_gateway.proxy.auth import INVALID_KEY, TOO_MANY_FAILURES, authenticate, client_address
+from llm_gateway.proxy.auth import (
+    INVALID_KEY,
+    TOO_MANY_FAILURES,
+    authenticate,
+    client_address,
+    expired,
+)
 from llm_gateway.proxy.endpoints.base import Endpoint, Exchange, ProxyRequest, cap_output
-from llm_gateway.proxy.record import CallRecord, estimate_tokens
+from llm_gateway.proxy.gate import Gate, fallback_check
+from llm_gateway.proxy.record import CallRecord
 from llm_gateway.proxy.relay import Reply, relay_answer, relay_stream
 from llm_gateway.routing.plan import Plan
 from llm_gateway.routing.table import ModelRoute
 from llm_gateway.runtime import Runtime
-from llm_gateway.state.cache import KeyEntry
 from llm_gateway.upstream.kinds import KINDS
 
 _CLIENT_HEADERS = frozenset(header for kind in KINDS.values() for header in kind.forwarded_headers)
 _CLIENT_GONE_STATUS = 499
-_BUDGET_EXHAUSTED = "token budget exhausted for this key"  # locally or by the shared check
 ACCESS_SCOPE_KEY = "llm_gateway.access"  # the access log's fields, filled in here
 log = logging.getLogger("llm_gateway.proxy")
 
@@ -60,8 +72,7 @@ class Proxy:
     def __init__(self, runtime: Runtime, endpoint: Endpoint) -> None:
         self.rt = runtime
         self.endpoint = endpoint
-        # Recent weighted cost of a call, per model: what a budgeted request reserves.
-        self._expected_cost: dict[str, int] = {}
+        self.gate = Gate(runtime)  # key policies, rate limits and budgets
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -100,20 +111,27 @@ class Proxy:
 
         call = CallRecord(gateway_id, key.id, started, endpoint.name)
         request_context.set((gateway_id, str(key.id)))
+        policy = key.policy
         try:
+            if policy is not None and policy.expired(store.clock()):
+                raise expired()
             body = await read_body(receive, self.rt.config.max_body_bytes)
             call.request_body = body
             request = self._parse(body, call)
             if access is not None:
                 access["model"] = request.model
             route = store.cache.routes.get(request.model)
-            if route is None:
+            if route is None or (policy is not None and not policy.allows(route.model_name)):
                 raise ModelNotFound(f"the model '{request.model}' does not exist", param="model")
             if route.max_output_tokens is not None:
                 cap_output(request, route.max_output_tokens)
-            await self._admit(key, route, len(body), call)
+            if policy is not None:
+                await self.gate.police(key, policy, route, request, call, reply)
+            await self.gate.admit(key, route, len(body), call)
         except GatewayError as error:
             call.fail(error)
+            if policy is not None and policy.rate_limited and reply.limits is None:
+                reply.limits = await self.gate.limits_now(key, policy)  # refused before them
             await reply.error(error)
             self._finish(call, None)
             return
@@ -128,7 +146,7 @@ class Proxy:
         watcher = asyncio.create_task(_cancel_on_disconnect(receive, task, call))
         served: ModelRoute | None = None
         try:
-            served = await self._serve(request, route, client_headers, reply, call)
+            served = await self._serve(request, route, policy, client_headers, reply, call)
         except asyncio.CancelledError:
             if not call.client_gone:
                 raise
@@ -169,37 +187,11 @@ class Proxy:
         call.is_stream = request.stream
         return request
 
-    async def _admit(
-        self, key: KeyEntry, route: ModelRoute, body_size: int, call: CallRecord
-    ) -> None:
-        """Refuse an exhausted budget; otherwise hold the call's expected cost while it runs.
-
-        The reservation keeps concurrent requests from all passing the check before any of
-        them is charged; near the end of a budget it is shared with the other processes. The
-        expected cost is the model's recent weighted cost per call, and at least the weighted
-        size of this prompt (so a cold model, or an unusually long prompt, still holds some).
-        """
-        if key.exhausted():
-            raise QuotaExceeded(_BUDGET_EXHAUSTED)
-        if key.token_budget is None:
-            return
-        prompt = route.weighted_tokens(estimate_tokens(body_size), 0)
-        cost = max(self._expected_cost.get(route.model_name, 0), prompt)
-        call.reserve(key, cost)
-        shared = self.rt.shared_budget
-        if shared is not None and shared.near_end(key, cost):
-            member = await shared.reserve(key, cost)
-            if member is None:
-                assert self.rt.store is not None
-                call.release(self.rt.store.cache)
-                raise QuotaExceeded(_BUDGET_EXHAUSTED)
-            if member:
-                call.shared_reservation = member
-
     async def _serve(
         self,
         request: ProxyRequest,
         route: ModelRoute,
+        policy: KeyPolicy | None,
         client_headers: Headers,
         reply: Reply,
         call: CallRecord,
@@ -213,8 +205,17 @@ class Proxy:
         routes = rt.store.cache.routes
         endpoint = self.endpoint
         accepts = None if endpoint.serves_every_kind else endpoint.serves
+        allowed = None
+        if policy is not None and (policy.allowed is not None or policy.cost_budget is not None):
+            allowed = fallback_check(policy, routes)
         plan = Plan(
-            route, routes, health, config.max_attempts, config.max_retry_wait, accepts=accepts
+            route,
+            routes,
+            health,
+            config.max_attempts,
+            config.max_retry_wait,
+            allowed=allowed,
+            accepts=accepts,
         )
         keep = config.log_response_body
         failed: tuple[Failed, Exchange] | None = None
@@ -298,17 +299,7 @@ class Proxy:
                 call.model_requested,
                 call.error_message,
             )
-        weighted = call.weigh(route)
-        if weighted and rt.store is not None:
-            rt.store.ledger.add(call.key_id, weighted)
-            if call.usage_reported and route is not None:
-                previous = self._expected_cost.get(route.model_name)
-                self._expected_cost[route.model_name] = (
-                    weighted if previous is None else (previous * 3 + weighted) // 4
-                )
-        if call.shared_reservation is not None and rt.shared_budget is not None:
-            rt.shared_budget.settle(call.key_id, call.shared_reservation)
-            call.shared_reservation = None
+        self.gate.charge(call, route)
         if rt.log_writer is not None:
             rt.log_writer.submit(
                 call.to_row(rt.config.log_request_body, rt.config.log_response_body)

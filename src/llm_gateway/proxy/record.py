@@ -10,6 +10,8 @@ import orjson
 
 from llm_gateway.db.tables import utcnow
 from llm_gateway.errors import GatewayError, UpstreamError
+from llm_gateway.limits.local import Admission
+from llm_gateway.limits.policy import NANO_PER_USD
 from llm_gateway.routing.table import Deployment, ModelRoute
 from llm_gateway.state.cache import Cache, KeyEntry
 
@@ -23,10 +25,15 @@ def estimate_tokens(size_in_bytes: int) -> int:
 
 class CallRecord:
     __slots__ = (
+        "admission",
         "attempts",
+        "budget_asked",
+        "cached_tokens",
         "chunks",
         "client_gone",
         "completion_tokens",
+        "cost_nanousd",
+        "cost_reserved",
         "endpoint",
         "error_message",
         "events_sent",
@@ -97,24 +104,35 @@ class CallRecord:
         self.client_gone = False
         self.upstream_error_kind: str | None = None
         self.reserved = 0  # the budget this call holds while in flight
+        self.cost_reserved = 0  # the same for a cost budget, in nano-USD
         self.shared_reservation: str | None = None
+        self.budget_asked = False  # the shared budget was asked with the rate limits
+        self.admission: Admission | None = None  # what the key's rate limits took
+        self.cached_tokens = 0  # prompt tokens read from the provider's cache
+        self.cost_nanousd: int | None = None  # None: the serving model has no prices
 
     def reserve(self, key: KeyEntry, tokens: int) -> None:
         if tokens > 0:
             key.reserved += tokens
             self.reserved = tokens
 
+    def reserve_cost(self, key: KeyEntry, nanousd: int) -> None:
+        if nanousd > 0:
+            key.cost_reserved += nanousd
+            self.cost_reserved = nanousd
+
     def release(self, cache: Cache) -> None:
-        """Give the reservation back to the key's current cache entry.
+        """Give the reservations back to the key's current cache entry.
 
         The entry may have been replaced since (an admin change, a resync); the new one
         carries the reservations over, so the release goes to whichever entry is current.
         """
-        if self.reserved:
+        if self.reserved or self.cost_reserved:
             entry = cache.key_by_id(self.key_id)
             if entry is not None:
                 entry.reserved = max(0, entry.reserved - self.reserved)
-            self.reserved = 0
+                entry.cost_reserved = max(0, entry.cost_reserved - self.cost_reserved)
+            self.reserved = self.cost_reserved = 0
 
     def attempt(self, route: ModelRoute, deployment: Deployment) -> None:
         """An upstream attempt begins: the row describes the latest one."""
@@ -186,12 +204,24 @@ class CallRecord:
             if isinstance(total, int) and total > 0
             else self.prompt_tokens + self.completion_tokens
         )
+        self.cached_tokens = min(_cached_tokens(usage), self.prompt_tokens)
         self.usage_reported = True
 
     def weigh(self, route: ModelRoute | None) -> int:
         if route is not None:
             self.weighted_tokens = route.weighted_tokens(self.prompt_tokens, self.completion_tokens)
         return self.weighted_tokens
+
+    def price(self, route: ModelRoute | None) -> int:
+        """The call's cost in nano-USD at the serving model's prices (0, and no cost on the
+        log row, when it has none)."""
+        if route is None or not route.priced:
+            self.cost_nanousd = None
+            return 0
+        self.cost_nanousd = route.cost_nanousd(
+            self.prompt_tokens, self.cached_tokens, self.completion_tokens
+        )
+        return self.cost_nanousd
 
     # timings in milliseconds ----------------------------------------------------------------
     def latency_ms(self) -> int:
@@ -238,6 +268,8 @@ class CallRecord:
             "completion_tokens": self.completion_tokens,
             "total_tokens": self.total_tokens,
             "weighted_total_tokens": self.weighted_tokens,
+            "cached_tokens": self.cached_tokens,
+            "cost_usd": (None if self.cost_nanousd is None else self.cost_nanousd / NANO_PER_USD),
             "latency_ms": self.latency_ms(),
             "ttfb_ms": self.ttfb_ms(),
             "is_stream": self.is_stream,
@@ -250,3 +282,15 @@ class CallRecord:
             "response_body": response_body,
             "created_at": utcnow(),
         }
+
+
+def _cached_tokens(usage: dict[str, Any]) -> int:
+    """Cached prompt tokens: the normalised `cached_tokens`, OpenAI's
+    `prompt_tokens_details.cached_tokens`, or DeepSeek's `prompt_cache_hit_tokens`."""
+    found = usage.get("cached_tokens")
+    if not isinstance(found, int):
+        details = usage.get("prompt_tokens_details")
+        found = details.get("cached_tokens") if isinstance(details, dict) else None
+    if not isinstance(found, int):
+        found = usage.get("prompt_cache_hit_tokens")
+    return found if isinstance(found, int) and found > 0 else 0

@@ -34,12 +34,18 @@ class Reply:
     request_id: bytes
     render: Callable[[GatewayError], bytes]  # the endpoint's error shape
     attempts: int = 0
+    # A rate-limited key's own `x-ratelimit-*` (and, when refused, `retry-after`) headers;
+    # they replace the upstream's.
+    limits: Headers | None = None
 
     def headers(self) -> Headers:
-        return [
+        headers = [
             (b"x-gateway-request-id", self.request_id),
             (b"x-gateway-attempts", str(self.attempts).encode()),
         ]
+        if self.limits is not None:
+            headers += self.limits
+        return headers
 
     async def error(self, error: GatewayError) -> None:
         headers = [JSON_CONTENT_TYPE, *self.headers()]
@@ -121,8 +127,9 @@ async def relay_stream(
 def _response_headers(response: aiohttp.ClientResponse, reply: Reply) -> Headers:
     content_type = response.headers.get("content-type", "application/json").encode("latin-1")
     headers: Headers = [(b"content-type", content_type), *reply.headers()]
+    upstream_limits = reply.limits is None  # a limited key's own headers replace them
     for name, value in response.raw_headers:
         lower = name.lower()
-        if lower in _RELAYED or lower.startswith(b"x-ratelimit-"):
+        if lower in _RELAYED or (upstream_limits and lower.startswith(b"x-ratelimit-")):
             headers.append((lower, value))
     return headers

@@ -196,4 +196,5 @@ def _merged(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
+        "cached_tokens": max(old.get("cached_tokens", 0), new.get("cached_tokens", 0)),
     }

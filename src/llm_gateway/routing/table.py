@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from llm_gateway.upstream.kinds import ProviderKind
 
@@ -33,11 +33,35 @@ class ModelRoute:
     output_coefficient: float
     created: int  # unix seconds, for /v1/models
     max_output_tokens: int | None = None  # a larger request is lowered to it
+    # USD per million tokens; cached prompt tokens cost the input price when none is set.
+    input_price: float | None = None
+    cached_input_price: float | None = None
+    output_price: float | None = None
+    priced: bool = field(init=False)  # input and output prices are both known
+
+    def __post_init__(self) -> None:
+        priced = self.input_price is not None and self.output_price is not None
+        object.__setattr__(self, "priced", priced)
 
     def weighted_tokens(self, prompt_tokens: int, completion_tokens: int) -> int:
         return round(
             prompt_tokens * self.input_coefficient + completion_tokens * self.output_coefficient
         )
+
+    def cost_nanousd(self, prompt_tokens: int, cached_tokens: int, completion_tokens: int) -> int:
+        """What a call cost in billionths of a USD (0 when unpriced; check `priced` first)."""
+        if self.input_price is None or self.output_price is None:
+            return 0
+        cached = min(cached_tokens, prompt_tokens)
+        cached_price = (
+            self.input_price if self.cached_input_price is None else (self.cached_input_price)
+        )
+        per_million = (
+            (prompt_tokens - cached) * self.input_price
+            + cached * cached_price
+            + completion_tokens * self.output_price
+        )
+        return round(per_million * 1000)  # USD per million tokens -> nano-USD per token
 
     def deployments(self) -> tuple[Deployment, ...]:
         return tuple(deployment for tier in self.tiers for deployment in tier)

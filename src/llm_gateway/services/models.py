@@ -23,6 +23,11 @@ from llm_gateway.routing.health import Health
 from llm_gateway.services.common import parse_id
 from llm_gateway.state.store import Store
 
+PRICE_FIELDS = (
+    "input_price_per_million",
+    "cached_input_price_per_million",
+    "output_price_per_million",
+)
 _DEPLOYMENTS = (
     sa.select(model_deployments, providers.c.name.label("provider_name"))
     .join(providers, model_deployments.c.provider_id == providers.c.id)
@@ -34,6 +39,7 @@ _MODEL_FIELDS = (
     "input_token_coefficient",
     "output_token_coefficient",
     "max_output_tokens",
+    *PRICE_FIELDS,
 )
 
 
@@ -263,6 +269,7 @@ async def _infos(
                 "input_token_coefficient": model.input_token_coefficient,
                 "output_token_coefficient": model.output_token_coefficient,
                 "max_output_tokens": model.max_output_tokens,
+                **{name: getattr(model, name) for name in PRICE_FIELDS},
                 "created_at": model.created_at,
                 "updated_at": model.updated_at,
             }

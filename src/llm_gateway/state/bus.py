@@ -6,8 +6,10 @@ after every (re)connect and periodically, repairing anything a lost notice misse
 
 Shared usage. Each process adds the weighted tokens it counts to one Redis counter per key
 (`INCRBY`, batched every `sync_interval`), and reads back the totals of keys it served lately,
-so a budget is checked against usage from every process. Near the end of a budget, admission
-goes through the reservations in `shared_budget`, shared by all processes.
+so a budget is checked against usage from every process. Keys with a cost budget have a second
+counter, in nano-USD. A counter is named by the key, its last reset and its budget period, so
+a new period (or a reset) starts a new counter and no job ever clears one. Near the end of a
+budget, admission goes through the reservations in `shared_budget`, shared by all processes.
 Each process still flushes its own counts to the database (the durable record), so the counters
 are rebuilt from the database if Redis loses them.
 
@@ -28,7 +30,8 @@ import logging
 import os
 import time
 import uuid
-from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -37,6 +40,7 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
 from llm_gateway.routing.health import DeploymentHealth
+from llm_gateway.state.cache import KeyEntry
 from llm_gateway.state.store import Store
 
 log = logging.getLogger("llm_gateway.redis")
@@ -49,13 +53,27 @@ RECENT_SECONDS = 120.0
 COUNTER_TTL_SECONDS = 7 * 24 * 3600  # an idle key's counter is rebuilt from the database
 
 
-def counter_name(key_id: uuid.UUID, generation: int) -> str:
-    """The shared usage counter of a key since its last reset (`generation`, ms since 1970).
+def counter_name(
+    key_id: uuid.UUID, generation: int, period: datetime | None = None, kind: str = "usage"
+) -> str:
+    """The shared counter of a key since its last reset (`generation`, ms since 1970), in its
+    budget period (`period`, its start); `kind` is `usage` (weighted tokens) or `cost`.
 
-    A reset starts a new counter, so a late increment from a process that had not yet heard of
-    the reset lands on the old one and is never counted against the new period.
+    A reset or a new period starts a new counter, so a late increment from a process that had
+    not yet seen it lands on the old one and is never counted against the new period. The key's
+    id is the hash tag: every counter of a key lives on one Redis Cluster slot.
     """
-    return f"llm-gateway:usage:{key_id}:{generation}"
+    name = f"llm-gateway:{kind}:{{{key_id}}}:{generation}"
+    return name if period is None else f"{name}:{int(period.timestamp())}"
+
+
+@dataclass(slots=True)
+class Unshared:
+    """Counts made here and not yet added to the shared counters."""
+
+    period: datetime | None
+    tokens: int = 0
+    cost: int = 0  # nano-USD
 
 
 class ChangeBus:
@@ -70,7 +88,7 @@ class ChangeBus:
         self.resync_seconds = resync_seconds
         self.sync_interval = sync_interval
         self.connected = False
-        self.unshared: defaultdict[uuid.UUID, int] = defaultdict(int)
+        self.unshared: dict[uuid.UUID, Unshared] = {}
         self.recent: dict[uuid.UUID, float] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._notices: set[asyncio.Task[None]] = set()  # cooldown notices being sent
@@ -94,10 +112,27 @@ class ChangeBus:
         await self.client.aclose()
         await self._subscriber.aclose()
 
-    def counted(self, key_id: uuid.UUID, tokens: int) -> None:
+    def counted(self, key_id: uuid.UUID, tokens: int, cost: int, period: datetime | None) -> None:
         """Called by the usage ledger for every charge."""
-        self.unshared[key_id] += tokens
+        unshared = self.unshared.get(key_id)
+        if unshared is None or unshared.period != period:  # a new period: the old one is over
+            unshared = self.unshared[key_id] = Unshared(period)
+        unshared.tokens += tokens
+        unshared.cost += cost
         self.recent[key_id] = time.monotonic()
+
+    def unshared_tokens(self, key_id: uuid.UUID, period: datetime | None) -> int:
+        unshared = self.unshared.get(key_id)
+        return unshared.tokens if unshared is not None and unshared.period == period else 0
+
+    def take_unshared(self, key_id: uuid.UUID, unshared: Unshared) -> None:
+        """Put counts back that could not be sent (merged when still of the same period)."""
+        current = self.unshared.get(key_id)
+        if current is None:
+            self.unshared[key_id] = unshared
+        elif current.period == unshared.period:
+            current.tokens += unshared.tokens
+            current.cost += unshared.cost
 
     # change notices --------------------------------------------------------------------------
     async def publish(self, kind: str, ident: str) -> None:
@@ -124,7 +159,7 @@ class ChangeBus:
                     self.unshared.pop(key_id, None)
                 async with self.store.engine.connect() as conn:
                     await self.store.cache.reload_key(
-                        conn, key_id, self.store.ledger.pending.get(key_id, 0)
+                        conn, key_id, self.store.ledger.pending.get(key_id)
                     )
         elif kind == "routes":
             await self.store.reload_routes()
@@ -239,45 +274,79 @@ class ChangeBus:
         batch = dict(self.unshared)
         self.unshared.clear()
         cache = self.store.cache
-        refresh = [
-            (key_id, entry)
-            for key_id in self.recent
-            if key_id not in batch and (entry := cache.key_by_id(key_id)) is not None
-        ]
         pipe = self.client.pipeline(transaction=False)
-        for key_id, tokens in batch.items():
-            self.add_increment(pipe, key_id, tokens)
-        if refresh:
-            pipe.mget([counter_name(key_id, entry.usage_generation) for key_id, entry in refresh])
+        # (key, period, position of the usage total, of the cost total) in the results
+        reads: list[tuple[uuid.UUID, datetime | None, int, int | None]] = []
+        for key_id, unshared in batch.items():
+            entry = cache.key_by_id(key_id)
+            if entry is None or entry.period != unshared.period:
+                continue  # a revoked key, or counts of a period that has ended
+            reads.append((key_id, entry.period, *self.add_increment(pipe, key_id, unshared)))
+        for key_id in self.recent:
+            entry = cache.key_by_id(key_id)
+            if key_id in batch or entry is None:
+                continue
+            usage_at = len(pipe)
+            pipe.get(counter_name(key_id, entry.usage_generation, entry.period))
+            cost_at = None
+            if _cost_budgeted(entry):
+                cost_at = len(pipe)
+                pipe.get(counter_name(key_id, entry.usage_generation, entry.period, "cost"))
+            reads.append((key_id, entry.period, usage_at, cost_at))
         try:
             results = await pipe.execute()
         except (RedisError, OSError):
-            for key_id, tokens in batch.items():
-                self.unshared[key_id] += tokens
+            for key_id, unshared in batch.items():
+                self.take_unshared(key_id, unshared)
             raise
-        totals: dict[uuid.UUID, int] = {}
-        for index, key_id in enumerate(batch):
-            totals[key_id] = int(results[3 * index + 1])
-        if refresh:
-            for (key_id, _), value in zip(refresh, results[-1], strict=True):
-                if value is not None:
-                    totals[key_id] = int(value)
-        for key_id, total in totals.items():
-            entry = cache.key_by_id(key_id)
-            if entry is not None:
-                entry.tokens_used = total + self.unshared.get(key_id, 0)
+        for key_id, period, usage_at, cost_at in reads:
+            self.apply_totals(key_id, period, results, usage_at, cost_at)
 
-    def add_increment(self, pipe: Pipeline, key_id: uuid.UUID, tokens: int) -> None:
-        """Queue three commands adding `tokens` to the key's counter (the second is INCRBY).
+    def apply_totals(
+        self,
+        key_id: uuid.UUID,
+        period: datetime | None,
+        results: list[Any],
+        usage_at: int,
+        cost_at: int | None,
+    ) -> None:
+        """Take the shared totals read at these positions as the key's usage (plus what was
+        counted here since), unless the key moved to another period meanwhile."""
+        entry = self.store.cache.key_by_id(key_id)
+        if entry is None or entry.period != period:
+            return
+        unshared = self.unshared.get(key_id)
+        if unshared is not None and unshared.period != period:
+            unshared = None
+        if results[usage_at] is not None:
+            entry.tokens_used = int(results[usage_at]) + (unshared.tokens if unshared else 0)
+        if cost_at is not None and results[cost_at] is not None:
+            entry.cost_used = int(results[cost_at]) + (unshared.cost if unshared else 0)
+
+    def add_increment(
+        self, pipe: Pipeline, key_id: uuid.UUID, unshared: Unshared
+    ) -> tuple[int, int | None]:
+        """Queue the commands adding these counts to the key's counters; returns where the
+        new totals (usage, cost) will be in the pipeline's results.
 
         A missing counter (new period, or lost by Redis) starts from this process's view less
-        the tokens being added, which is the database value plus what it counted since.
+        the counts being added, which is the database value plus what it counted since.
         """
         entry = self.store.cache.key_by_id(key_id)
-        name = counter_name(key_id, entry.usage_generation if entry else 0)
-        pipe.set(name, max(0, (entry.tokens_used if entry else 0) - tokens), nx=True)
-        pipe.incrby(name, tokens)
+        generation = entry.usage_generation if entry else 0
+        name = counter_name(key_id, generation, unshared.period)
+        pipe.set(name, max(0, (entry.tokens_used if entry else 0) - unshared.tokens), nx=True)
+        usage_at = len(pipe)
+        pipe.incrby(name, unshared.tokens)
         pipe.expire(name, COUNTER_TTL_SECONDS)
+        if entry is None or not _cost_budgeted(entry):
+            return usage_at, None
+        name = counter_name(key_id, generation, unshared.period, "cost")
+        pipe.set(name, max(0, entry.cost_used - unshared.cost), nx=True)
+        cost_at = len(pipe)
+        pipe.incrby(name, unshared.cost)
+        pipe.expire(name, COUNTER_TTL_SECONDS)
+        return usage_at, cost_at
 
     async def _sync_forever(self) -> None:
         failing = False
@@ -292,3 +361,7 @@ class ChangeBus:
                         "usage sync with redis failed (%s); counting locally", type(exc).__name__
                     )
                 failing = True
+
+
+def _cost_budgeted(entry: KeyEntry) -> bool:
+    return entry.policy is not None and entry.policy.cost_budget is not None

@@ -7,17 +7,25 @@ queries the database in steady state.
 
 from __future__ import annotations
 
+import math
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from llm_gateway.db.tables import model_deployments, model_fallbacks, models, providers, user_keys
+from llm_gateway.limits.periods import bounds, next_start
+from llm_gateway.limits.policy import KeyPolicy, policy_from_row
 from llm_gateway.routing.table import Deployment, ModelRoute, group_by_priority
 from llm_gateway.security import SecretBox
 from llm_gateway.upstream.kinds import KINDS
+
+if TYPE_CHECKING:
+    from llm_gateway.state.usage import Pending
 
 
 @dataclass(slots=True)
@@ -29,30 +37,79 @@ class KeyEntry:
     tokens_used: int  # database value plus usage this process has counted since
     reserved: int = 0  # estimated cost of this process's requests in flight for the key
     usage_generation: int = 0  # the last usage reset, ms since 1970 (0: never reset)
+    policy: KeyPolicy | None = None  # None: no policy at all (the common, fastest case)
+    cost_used: int = 0  # nano-USD, counted like tokens_used
+    cost_reserved: int = 0  # expected cost of this process's calls in flight (cost budgets)
+    period: datetime | None = None  # the budget period the counts belong to (its start)
+    period_ends: float = math.inf  # unix seconds: the counts start again from zero
 
     def exhausted(self) -> bool:
+        if self.token_budget is not None and self.tokens_used + self.reserved >= self.token_budget:
+            return True
+        policy = self.policy
         return (
-            self.token_budget is not None and self.tokens_used + self.reserved >= self.token_budget
+            policy is not None
+            and policy.cost_budget is not None
+            and self.cost_used + self.cost_reserved >= policy.cost_budget
         )
 
+    def roll(self, now: float) -> None:
+        """Move to the budget period `now` falls in, its counts from zero.
 
-def _entry(row: Any, pending: int, previous: KeyEntry | None) -> KeyEntry:
-    """A cache entry from a database row; reservations of calls in flight carry over."""
+        Calls in flight keep their reservations and are charged to the period they end in.
+        """
+        policy = self.policy
+        if policy is None or policy.budget_period is None:
+            return
+        start, end = bounds(policy.budget_period, datetime.fromtimestamp(now, UTC))
+        if self.period is None or start > self.period:
+            self.tokens_used = self.cost_used = 0
+            self.period = start
+        self.period_ends = end.timestamp()
+
+
+def _entry(row: Any, pending: Pending | None, previous: KeyEntry | None, now: datetime) -> KeyEntry:
+    """A cache entry from a database row; reservations of calls in flight carry over.
+
+    With a budget period, the row's counts hold only if they belong to the current period;
+    counts of an older period are over (a new period starts from zero).
+    """
     reset_at = row.usage_reset_at
+    policy = policy_from_row(row)
+    tokens, cost = row.tokens_used, row.cost_used_nanousd
+    period: datetime | None = None
+    ends = math.inf
+    if policy is not None and policy.budget_period is not None:
+        period, end = bounds(policy.budget_period, now)
+        stored = row.period_started_at
+        if stored is None or stored < period:
+            tokens = cost = 0
+        elif stored > period:  # this clock lags the process that charged it
+            period, end = stored, next_start(policy.budget_period, stored)
+        ends = end.timestamp()
+    if pending is not None and pending.period == period:
+        tokens += pending.tokens
+        cost += pending.cost
     return KeyEntry(
         id=row.id,
         name=row.name,
         key_hash=row.key_hash,
         token_budget=row.token_budget,
-        tokens_used=row.tokens_used + pending,
+        tokens_used=tokens,
         reserved=previous.reserved if previous is not None else 0,
         usage_generation=0 if reset_at is None else int(reset_at.timestamp() * 1000),
+        policy=policy,
+        cost_used=cost,
+        cost_reserved=previous.cost_reserved if previous is not None else 0,
+        period=period,
+        period_ends=ends,
     )
 
 
 class Cache:
-    def __init__(self, box: SecretBox) -> None:
+    def __init__(self, box: SecretBox, clock: Callable[[], float]) -> None:
         self._box = box
+        self.clock = clock
         self.keys: dict[str, KeyEntry] = {}
         self._hash_by_id: dict[uuid.UUID, str] = {}
         self.routes: dict[str, ModelRoute] = {}
@@ -72,30 +129,36 @@ class Cache:
         key_hash = self._hash_by_id.get(key_id)
         return None if key_hash is None else self.keys.get(key_hash)
 
-    def put_key(self, row: Any, pending: int = 0) -> None:
+    def put_key(self, row: Any, pending: Pending | None = None) -> None:
         """Insert or replace a key from its database row (dropping it when inactive)."""
         old = self.key_by_id(row.id)
         self.drop_key(row.id)
         if not row.is_active:
             return
-        self.keys[row.key_hash] = _entry(row, pending, old)
+        self.keys[row.key_hash] = _entry(row, pending, old, self._now())
         self._hash_by_id[row.id] = row.key_hash
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), UTC)
 
     def drop_key(self, key_id: uuid.UUID) -> None:
         old_hash = self._hash_by_id.pop(key_id, None)
         if old_hash is not None:
             self.keys.pop(old_hash, None)
 
-    async def load_keys(self, conn: AsyncConnection, pending: dict[uuid.UUID, int]) -> None:
+    async def load_keys(self, conn: AsyncConnection, pending: Mapping[uuid.UUID, Pending]) -> None:
         result = await conn.execute(sa.select(user_keys).where(user_keys.c.is_active))
         keys: dict[str, KeyEntry] = {}
         by_id: dict[uuid.UUID, str] = {}
+        now = self._now()
         for row in result:
-            keys[row.key_hash] = _entry(row, pending.get(row.id, 0), self.key_by_id(row.id))
+            keys[row.key_hash] = _entry(row, pending.get(row.id), self.key_by_id(row.id), now)
             by_id[row.id] = row.key_hash
         self.keys, self._hash_by_id = keys, by_id
 
-    async def reload_key(self, conn: AsyncConnection, key_id: uuid.UUID, pending: int = 0) -> None:
+    async def reload_key(
+        self, conn: AsyncConnection, key_id: uuid.UUID, pending: Pending | None = None
+    ) -> None:
         row = (await conn.execute(sa.select(user_keys).where(user_keys.c.id == key_id))).first()
         if row is None:
             self.drop_key(key_id)
@@ -166,5 +229,8 @@ class Cache:
                 output_coefficient=model.output_token_coefficient,
                 created=int(model.created_at.timestamp()),
                 max_output_tokens=model.max_output_tokens,
+                input_price=model.input_price_per_million,
+                cached_input_price=model.cached_input_price_per_million,
+                output_price=model.output_price_per_million,
             )
         self.routes = routes

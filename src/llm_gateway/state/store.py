@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from llm_gateway.clock import Clock
 from llm_gateway.routing.health import Health
 from llm_gateway.security import SecretBox
 from llm_gateway.state.cache import Cache
@@ -22,6 +23,8 @@ class Store:
     ledger: UsageLedger
     box: SecretBox
     health: Health = field(default_factory=Health)  # deployment cooldowns, read on every pick
+    # Expiry, budget periods and rate windows read this clock (tests move it forward).
+    clock: Clock = field(default_factory=Clock)
     # Called after every committed admin change with (kind, id); the Redis bus fans it out.
     listeners: list[ChangeListener] = field(default_factory=list)
 

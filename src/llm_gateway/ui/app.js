@@ -25,6 +25,8 @@ const $ = (selector) => document.querySelector(selector);
 const fmt = (n) => (n === null || n === undefined ? "—" : Number(n).toLocaleString());
 const ms = (n) => (n === null || n === undefined ? "—" : `${fmt(n)} ms`);
 const when = (iso) => (iso ? new Date(iso).toLocaleString() : "—");
+// A local date and time to the minute, for table cells.
+const whenShort = (iso) => (iso ? new Date(iso).toLocaleString(undefined, { dateStyle: "short", timeStyle: "short" }) : "—");
 // A full local time with its zone, for the detail views.
 const whenFull = (iso) => (iso ? new Date(iso).toLocaleString(undefined, { year: "numeric", month: "short",
   day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit", timeZoneName: "short" }) : "—");
@@ -37,6 +39,16 @@ const soon = (iso) => {
 const badge = (on, yes = "active", no = "inactive") =>
   h("span", { class: `badge ${on ? "ok" : "off"}` }, on ? yes : no);
 const has = (row, name) => row !== null && typeof row === "object" && name in row;
+// The API sends decimals (prices, costs, budgets) as numbers or as strings of digits.
+const numeric = (v) => v !== null && v !== undefined && v !== "" && Number.isFinite(Number(v));
+// A USD amount: cents from a dollar up, more digits below it (a request may cost $0.000123).
+const money = (v) => {
+  if (!numeric(v)) return "—";
+  const n = Number(v);
+  const size = Math.abs(n);
+  const digits = size === 0 || size >= 1 ? 2 : Math.min(8, Math.max(2, 2 - Math.floor(Math.log10(size)) + 1));
+  return `$${n.toLocaleString(undefined, { minimumFractionDigits: 2, maximumFractionDigits: digits })}`;
+};
 
 // A request's outcome. `is_error` decides, not the status: a stream the upstream cut after
 // its 200 began is a failure with status 200.
@@ -79,6 +91,18 @@ function apiSchemas() {
   return specPromise;
 }
 
+// The fields a schema of the admin API describes (none when it cannot be read).
+async function schemaFields(name) {
+  return new Set(Object.keys((await apiSchemas())[name]?.properties || {}));
+}
+
+// Which of `names` this gateway knows: described in its schema, or present in rows it sent.
+// Older gateways refuse fields they do not know, so the forms send only these.
+async function knownFields(schema, rows, names) {
+  const described = await schemaFields(schema);
+  return new Set(names.filter((name) => described.has(name) || rows.some((row) => has(row, name))));
+}
+
 // Whether the API takes several deployments and fallbacks per model (routing). Read from the
 // model list, else from the API's description; older gateways answer without them.
 async function routingSupported(models) {
@@ -108,18 +132,24 @@ async function guarded(action) {
 }
 
 // ---- dialog (create / edit forms) ---------------------------------------------------------
+// A labelled input; `choices` are values or [value, label] pairs; `hint` is a line below.
 function field(label, name, options = {}) {
-  const { type = "text", value = "", required = false, placeholder = "", choices = null } = options;
+  const { type = "text", value = "", required = false, placeholder = "", choices = null, min = null,
+    step = null, hint = null } = options;
   let input;
   if (choices) {
-    input = h("select", { name }, choices.map((c) => h("option", { value: c, selected: c === value }, c)));
+    input = h("select", { name }, choices.map((c) => {
+      const [v, text] = Array.isArray(c) ? c : [c, c];
+      return h("option", { value: v, selected: v === (value ?? "") }, text);
+    }));
   } else if (type === "checkbox") {
     input = h("input", { type, name, checked: Boolean(value) });
     return h("label", { class: "check" }, input, " ", label);
   } else {
-    input = h("input", { type, name, value: value ?? "", required, placeholder, step: type === "number" ? "any" : null });
+    input = h("input", { type, name, value: value ?? "", required, placeholder, min,
+      step: step ?? (type === "number" ? "any" : null) });
   }
-  return h("label", {}, label, input);
+  return h("label", {}, label, input, hint ? h("span", { class: "hint muted" }, hint) : null);
 }
 
 function openDialog(title, fields, onSubmit, okLabel = "Save", wide = false) {
@@ -167,6 +197,15 @@ function showSecret(title, key) {
 
 const blankToNull = (v) => (v === null || String(v).trim() === "" ? null : String(v).trim());
 const numberOrNull = (v) => (blankToNull(v) === null ? null : Number(v));
+// <input type=datetime-local> holds a local time without a zone; the API takes UTC ISO 8601.
+const pad2 = (n) => String(n).padStart(2, "0");
+const localInputValue = (iso) => {
+  if (!iso) return "";
+  const d = new Date(iso);
+  return `${d.getFullYear()}-${pad2(d.getMonth() + 1)}-${pad2(d.getDate())}T${pad2(d.getHours())}:${pad2(d.getMinutes())}`;
+};
+const isoFromLocalInput = (value) => (blankToNull(value) === null ? null : new Date(value).toISOString());
+const LOCAL_ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone || "local";
 
 // ---- models: deployments and fallbacks ------------------------------------------------------
 // A model's deployments; a gateway without routing describes its one provider at the top level.
@@ -273,6 +312,150 @@ function fallbacksEditor(model, modelNames) {
   return { element, read: () => [...rows.querySelectorAll("select")].map((s) => s.value) };
 }
 
+// A model's prices, one line each; "not priced" when it has none.
+const PRICES = [["input_price_per_million", "Input", "in"],
+  ["cached_input_price_per_million", "Cached input", "cached in"], ["output_price_per_million", "Output", "out"]];
+function priceView(m) {
+  const set = PRICES.filter(([name]) => numeric(m[name]));
+  if (!set.length) return h("span", { class: "muted", "data-testid": "prices" }, "not priced");
+  return h("div", { class: "prices", "data-testid": "prices" },
+    set.map(([name, , short]) => h("div", { "data-field": name }, h("span", { class: "muted" }, `${short} `), money(m[name]))));
+}
+
+// ---- keys: allowed models, expiry, rate limits, budgets per period ---------------------------
+const KEY_POLICY_FIELDS = ["allowed_models", "expires_at", "rpm_limit", "tpm_limit", "budget_period", "cost_budget_usd"];
+const PERIODS = [["", "none: the budgets never reset"], ["daily", "daily"], ["weekly", "weekly (from Monday)"],
+  ["monthly", "monthly"]];
+const isExpired = (k) => Boolean(k.expires_at) && Date.parse(k.expires_at) <= Date.now();
+
+// Model names and `*` globs as removable chips; no chip at all means every model.
+function allowedModelsEditor(values, modelNames) {
+  const chips = h("div", { class: "chips", "data-testid": "allowed-models" });
+  const none = h("span", { class: "muted chips-empty" }, "every model");
+  const current = () => [...chips.querySelectorAll(".chip")].map((el) => el.dataset.value);
+  const refresh = () => { none.hidden = current().length > 0; };
+  const chip = (text) => {
+    const el = h("span", { class: "chip", "data-testid": "chip", "data-value": text },
+      h("span", {}, text),
+      h("button", { type: "button", class: "chip-remove", title: `Remove ${text}`, "aria-label": `Remove ${text}`,
+        onclick: () => { el.remove(); refresh(); } }, "×"));
+    return el;
+  };
+  const input = h("input", { list: "allowed-model-names", placeholder: "a name, or a glob such as gpt-4o*",
+    "aria-label": "Model name or glob", "data-testid": "allowed-model-input" });
+  const add = () => {
+    for (const text of input.value.split(",").map((part) => part.trim()).filter(Boolean)) {
+      if (!current().includes(text)) chips.append(chip(text));
+    }
+    input.value = "";
+    refresh();
+  };
+  input.addEventListener("keydown", (event) => { if (event.key === "Enter") { event.preventDefault(); add(); } });
+  chips.append(none);
+  for (const value of values || []) chips.append(chip(value));
+  refresh();
+  const element = h("fieldset", { class: "editor" },
+    h("legend", {}, "Allowed models"),
+    h("p", { class: "muted hint" }, "Names or globs (* matches any text). None: every model, those added later too."),
+    chips,
+    h("div", { class: "chip-add" }, input,
+      h("button", { type: "button", class: "small ghost", "data-testid": "add-allowed-model", onclick: add }, "Add")),
+    h("datalist", { id: "allowed-model-names" }, modelNames.map((name) => h("option", { value: name }))));
+  // A name typed but not added yet counts too.
+  return { element, read: () => { add(); const list = current(); return list.length ? list : null; } };
+}
+
+// The key dialog's fields (those the gateway knows) and how to read them into a request body.
+function keyForm(k, policy, modelNames) {
+  const allowed = policy.has("allowed_models") ? allowedModelsEditor(k?.allowed_models, modelNames) : null;
+  const expiry = localInputValue(k?.expires_at);
+  const number = (label, name, hint) => field(label, name, { type: "number", value: k?.[name] ?? "", min: 0,
+    step: name === "cost_budget_usd" ? "0.01" : "1", hint });
+  const fields = [
+    field("Name", "name", { value: k?.name, required: true }),
+    allowed ? allowed.element : null,
+    h("div", { class: "pair" },
+      number("Token budget (empty: unlimited)", "token_budget"),
+      policy.has("cost_budget_usd") ? number("Cost budget, USD (empty: unlimited)", "cost_budget_usd") : null),
+    policy.has("budget_period") || policy.has("expires_at") ? h("div", { class: "pair" },
+      policy.has("budget_period") ? field("Budget period", "budget_period", { value: k?.budget_period ?? "",
+        choices: PERIODS, hint: "Budgets restart at each period's start, in UTC." }) : null,
+      policy.has("expires_at") ? field("Expires (empty: never)", "expires_at", { type: "datetime-local",
+        value: expiry, hint: `Your local time (${LOCAL_ZONE}).` }) : null) : null,
+    policy.has("rpm_limit") || policy.has("tpm_limit") ? h("div", { class: "pair" },
+      policy.has("rpm_limit") ? number("Requests per minute (empty: no limit)", "rpm_limit") : null,
+      policy.has("tpm_limit") ? number("Tokens per minute (empty: no limit)", "tpm_limit") : null) : null,
+    k ? field("Reset usage to zero", "reset_usage", { type: "checkbox", value: false }) : null,
+  ].filter(Boolean);
+  const read = (v) => {
+    const body = { token_budget: numberOrNull(v.token_budget) };
+    if (allowed) body.allowed_models = allowed.read();
+    for (const name of ["rpm_limit", "tpm_limit", "cost_budget_usd"]) {
+      if (policy.has(name)) body[name] = numberOrNull(v[name]);
+    }
+    if (policy.has("budget_period")) body.budget_period = blankToNull(v.budget_period);
+    // Unchanged, the expiry is not sent: the input holds minutes, the API may hold seconds.
+    if (policy.has("expires_at") && (!k || v.expires_at !== expiry)) body.expires_at = isoFromLocalInput(v.expires_at);
+    return body;
+  };
+  return { fields, read };
+}
+
+// Used against a limit: a bar and "used / limit unit"; no limit, the amount used alone.
+function usageBar(used, limit, show, unit, testid) {
+  if (!numeric(limit)) {
+    return h("div", { class: "usage-cell", "data-testid": testid },
+      h("span", { class: "muted" }, `${show(used ?? 0)} / unlimited ${unit}`));
+  }
+  const share = Number(limit) > 0 ? Math.min(1, Number(used ?? 0) / Number(limit)) : 1;
+  const level = share >= 1 ? "full" : share >= 0.8 ? "high" : "";
+  return h("div", { class: "usage-cell", "data-testid": testid },
+    h("div", { class: "usage", title: `${Math.round(share * 100)}%` },
+      h("div", { class: level, style: `width:${share * 100}%` })),
+    h("span", { class: "muted" }, `${show(used ?? 0)} / ${show(limit)} ${unit}`));
+}
+
+function keyStatus(k) {
+  if (!k.is_active) return badge(false, "active", "revoked");
+  if (isExpired(k)) return h("span", { class: "badge err", "data-testid": "expired" }, "expired");
+  return badge(true);
+}
+
+function keyLimits(k, policy) {
+  const rates = [
+    numeric(k.rpm_limit) ? `${fmt(k.rpm_limit)} requests/min` : null,
+    numeric(k.tpm_limit) ? `${fmt(k.tpm_limit)} tokens/min` : null,
+  ].filter(Boolean);
+  return h("div", { class: "limits", "data-testid": "limits" },
+    policy.has("allowed_models") ? h("div", { "data-testid": "key-models" }, h("span", { class: "muted" }, "models: "),
+      k.allowed_models?.length ? k.allowed_models.join(", ") : "all") : null,
+    policy.has("rpm_limit") || policy.has("tpm_limit")
+      ? h("div", { "data-testid": "key-rates" }, rates.length ? rates.join(" · ") : h("span", { class: "muted" }, "no rate limit"))
+      : null);
+}
+
+// What resets when: the period, and its next start in local time.
+function keyResets(k) {
+  if (!k.budget_period) return h("div", { class: "resets muted", "data-testid": "resets" }, "budgets never reset");
+  return h("div", { class: "resets", "data-testid": "resets", title: k.budget_resets_at ? whenFull(k.budget_resets_at) : null },
+    `${k.budget_period}, next reset ${whenShort(k.budget_resets_at)}`);
+}
+
+function keyExpiry(k) {
+  if (!k.expires_at) return h("span", { class: "muted", "data-testid": "expiry" }, "never");
+  return h("span", { class: isExpired(k) ? "expired" : null, title: whenFull(k.expires_at), "data-testid": "expiry" },
+    whenShort(k.expires_at));
+}
+
+// ---- dashboard: spend ------------------------------------------------------------------------
+// Where /admin/stats puts spend, by the names it has used; a gateway without prices has none.
+const SPEND_24H = ["total_cost_usd_24h", "cost_usd_24h", "total_cost_24h"];
+const KEY_USAGE = ["key_usage", "cost_by_key"];
+const COST_FIELDS = ["cost_usd", "cost", "spend_usd"];
+const costOf = (row) => row[COST_FIELDS.find((name) => has(row, name))];
+// The spend column's header when the rows report spend, else null (no column).
+const spendColumn = (rows) => ((rows || []).some((row) => COST_FIELDS.some((name) => has(row, name))) ? "spend" : null);
+
 // ---- pages --------------------------------------------------------------------------------
 const pages = {
   async dashboard(main) {
@@ -281,7 +464,8 @@ const pages = {
       h("div", { class: "card tile", "data-testid": id ? `tile-${id}` : null },
         h("div", { class: "value" }, value), h("div", { class: "label" }, label),
         hint ? h("div", { class: "hint muted" }, hint) : null);
-    const spend = ["total_cost_usd_24h", "cost_usd_24h", "total_cost_24h"].find((k) => typeof stats[k] === "number");
+    const spend = SPEND_24H.find((name) => numeric(stats[name]));
+    const keyUsage = KEY_USAGE.map((name) => stats[name]).find(Array.isArray);
     const charts = hourlyCharts(stats.requests_per_hour || []);
     main.append(
       h("div", { class: "toolbar" }, h("h1", {}, "Dashboard")),
@@ -293,17 +477,23 @@ const pages = {
           "any cause: upstream failures and the gateway's own refusals", "failed-24h"),
         tile("tokens, 24 h", fmt(stats.total_tokens_24h)),
         tile("avg latency, 24 h", ms(stats.avg_latency_24h)),
-        spend ? tile("spend, 24 h", `$${Number(stats[spend]).toFixed(2)}`, null, "spend-24h") : null),
+        spend ? tile("spend, 24 h", money(stats[spend]), "priced models only", "spend-24h") : null),
       charts.element,
       h("div", { class: "grid2" },
         h("div", { class: "card" }, h("h2", {}, "Models, 7 days"),
-          table(["model", "requests", "tokens"], stats.model_usage, (m) => [m.model, fmt(m.requests), fmt(m.tokens)])),
+          table(["model", "requests", "tokens", spendColumn(stats.model_usage)], stats.model_usage,
+            (m) => [m.model, fmt(m.requests), fmt(m.tokens), money(costOf(m))], { testid: "model-usage", wrap: [0] })),
         h("div", { class: "card" }, h("h2", {}, "Providers, 7 days"),
-          table(["provider", "requests", "failed"], stats.provider_usage, (p) => [p.provider, fmt(p.requests), fmt(p.errors)]),
+          table(["provider", "requests", "failed", spendColumn(stats.provider_usage)], stats.provider_usage,
+            (p) => [p.provider, fmt(p.requests), fmt(p.errors), money(costOf(p))], { testid: "provider-usage", wrap: [0] }),
           h("p", { class: "muted hint" },
             "By the provider of each request's last attempt. Failed: the request ended in an error there "
             + "(an error answer, no answer or a cut stream); attempts that failed over to another "
-            + "provider are in the logs, not counted here."))),
+            + "provider are in the logs, not counted here.")),
+        keyUsage ? h("div", { class: "card" }, h("h2", {}, "Keys, 7 days"),
+          table(["key", "requests", "tokens", "spend"], keyUsage, (k) => [
+            k.key_name || k.name || k.key || (k.key_id ? String(k.key_id).slice(0, 8) : "—"),
+            fmt(k.requests), fmt(k.tokens), money(costOf(k))], { testid: "key-usage", wrap: [0] })) : null),
     );
     main.mounted = charts.mount;
   },
@@ -343,6 +533,7 @@ const pages = {
   async models(main) {
     const [models, providers] = await Promise.all([api("GET", "/admin/models"), api("GET", "/admin/providers")]);
     const routing = await routingSupported(models);
+    const priced = await knownFields("ModelCreate", models, PRICES.map(([name]) => name));
     const open = (m) => {
       const deployments = deploymentsEditor(providers, m || {}, routing);
       const fallbacks = routing ? fallbacksEditor(m || {}, models.map((x) => x.name)) : null;
@@ -353,6 +544,12 @@ const pages = {
         h("div", { class: "pair" },
           field("Input token coefficient", "input_token_coefficient", { type: "number", value: m?.input_token_coefficient ?? 1 }),
           field("Output token coefficient", "output_token_coefficient", { type: "number", value: m?.output_token_coefficient ?? 1 })),
+        priced.size ? h("fieldset", { class: "editor", "data-testid": "prices-editor" },
+          h("legend", {}, "Prices, USD per million tokens"),
+          h("p", { class: "muted hint" }, "Without input and output prices the model is not priced: its requests "
+            + "are logged without a cost. Cached input empty: billed at the input price."),
+          h("div", { class: "triple" }, PRICES.filter(([name]) => priced.has(name)).map(([name, label]) =>
+            field(label, name, { type: "number", value: m?.[name] ?? "", min: 0, placeholder: "—" })))) : null,
         field("Active", "is_active", { type: "checkbox", value: m ? m.is_active : true }),
       ].filter(Boolean);
       const save = async (v) => {
@@ -361,6 +558,7 @@ const pages = {
           input_token_coefficient: numberOrNull(v.input_token_coefficient) ?? 1,
           output_token_coefficient: numberOrNull(v.output_token_coefficient) ?? 1,
         };
+        for (const name of priced) body[name] = numberOrNull(v[name]);
         const chosen = deployments.read();
         if (routing) Object.assign(body, { deployments: chosen, fallbacks: fallbacks.read() });
         else Object.assign(body, { provider_id: chosen[0].provider_id, provider_model_name: chosen[0].provider_model_name });
@@ -373,12 +571,14 @@ const pages = {
       h("div", { class: "toolbar" }, h("h1", {}, "Models"),
         h("button", { disabled: providers.length === 0, title: providers.length ? null : "Create a provider first",
           onclick: () => open(null) }, "New model")),
-      table(["name", routing ? "deployments" : "provider", routing ? "fallbacks" : null, "in ×", "out ×", "status", ""],
+      table(["name", routing ? "deployments" : "provider", routing ? "fallbacks" : null, "in ×", "out ×",
+        priced.size ? "price / 1M tokens" : null, "status", ""],
         models, (m) => [
           m.name,
           h("div", { class: "deployments" }, deploymentsOf(m).map((d) => deploymentView(d, routing))),
           routing ? (m.fallbacks?.length ? m.fallbacks.join(" → ") : "—") : null,
           m.input_token_coefficient, m.output_token_coefficient,
+          priced.size ? priceView(m) : null,
           badge(m.is_active),
           h("div", { class: "row-actions" },
             h("button", { class: "small ghost", onclick: () => open(m) }, "Edit"),
@@ -390,38 +590,38 @@ const pages = {
   },
 
   async keys(main) {
-    const keys = await api("GET", "/admin/keys");
-    const usageBar = (k) => {
-      if (k.token_budget === null) return h("span", { class: "muted" }, `${fmt(k.tokens_used)} / unlimited`);
-      const share = k.token_budget ? Math.min(1, k.tokens_used / k.token_budget) : 1;
-      const level = share >= 1 ? "full" : share >= 0.8 ? "high" : "";
-      return h("div", { class: "usage-cell" }, h("div", { class: "usage", title: `${Math.round(share * 100)}%` },
-        h("div", { class: level, style: `width:${share * 100}%` })),
-        h("span", { class: "muted" }, `${fmt(k.tokens_used)} / ${fmt(k.token_budget)}`));
+    const [keys, models] = await Promise.all([api("GET", "/admin/keys"), api("GET", "/admin/models")]);
+    const policy = await knownFields("KeyCreate", keys, KEY_POLICY_FIELDS);
+    const modelNames = models.map((m) => m.name);
+    const open = (k) => {
+      const form = keyForm(k, policy, modelNames);
+      openDialog(k ? `Edit key ${k.name}` : "New key", form.fields, async (v) => {
+        const body = form.read(v);
+        if (!k) {
+          const created = await api("POST", "/admin/keys", { name: v.name.trim(), ...body });
+          return { title: `Key for ${created.name}`, key: created.key };
+        }
+        if (v.name.trim() !== k.name) body.name = v.name.trim();
+        body.reset_usage = v.reset_usage;
+        await api("PUT", `/admin/keys/${k.id}`, body);
+        return null;
+      }, k ? "Save" : "Create", policy.size > 0);
     };
-    const editForm = (k) => [
-      field("Name", "name", { value: k.name, required: true }),
-      field("Token budget (empty: unlimited)", "token_budget", { type: "number", value: k.token_budget ?? "" }),
-      field("Reset usage to zero", "reset_usage", { type: "checkbox", value: false }),
-    ];
     main.append(
       h("div", { class: "toolbar" }, h("h1", {}, "Keys"),
-        h("button", { onclick: () => openDialog("New key", [
-          field("Name", "name", { required: true }),
-          field("Token budget (empty: unlimited)", "token_budget", { type: "number" }),
-        ], async (v) => {
-          const created = await api("POST", "/admin/keys", { name: v.name, token_budget: numberOrNull(v.token_budget) });
-          return { title: `Key for ${created.name}`, key: created.key };
-        }, "Create") }, "New key")),
-      table(["name", "prefix", "status", "usage", "created", ""], keys, (k) => [
-        k.name, h("code", {}, `${k.key_prefix}…`), badge(k.is_active, "active", "revoked"), usageBar(k),
-        when(k.created_at),
+        h("button", { onclick: () => open(null) }, "New key")),
+      table(["name", "prefix", "status", policy.size ? "limits" : null, "usage",
+        policy.has("expires_at") ? "expires" : null, "created", ""], keys, (k) => [
+        k.name, h("code", {}, `${k.key_prefix}…`), keyStatus(k),
+        policy.size ? keyLimits(k, policy) : null,
+        h("div", { class: "usage-stack" },
+          usageBar(k.tokens_used, k.token_budget, (n) => `${fmt(n)}`, "tokens", "usage-tokens"),
+          policy.has("cost_budget_usd") ? usageBar(k.cost_used_usd ?? 0, k.cost_budget_usd, money, "spend", "usage-spend") : null,
+          policy.has("budget_period") ? keyResets(k) : null),
+        policy.has("expires_at") ? keyExpiry(k) : null,
+        h("span", { title: whenFull(k.created_at) }, whenShort(k.created_at)),
         k.is_active ? h("div", { class: "row-actions" },
-          h("button", { class: "small ghost", onclick: () => openDialog(`Edit key ${k.name}`, editForm(k), async (v) => {
-            const body = { token_budget: numberOrNull(v.token_budget), reset_usage: v.reset_usage };
-            if (v.name.trim() !== k.name) body.name = v.name.trim();
-            await api("PUT", `/admin/keys/${k.id}`, body);
-          }) }, "Edit"),
+          h("button", { class: "small ghost", onclick: () => open(k) }, "Edit"),
           h("button", { class: "small ghost", onclick: () => guarded(async () => {
             if (!confirm(`Rotate ${k.name}? The current key stops working at once.`)) return;
             const rotated = await api("POST", `/admin/keys/${k.id}/rotate`);
@@ -429,7 +629,7 @@ const pages = {
           h("button", { class: "small danger", onclick: () => guarded(async () => {
             if (!confirm(`Revoke ${k.name}? This cannot be undone.`)) return;
             await api("DELETE", `/admin/keys/${k.id}`); await render(); }) }, "Revoke")) : "",
-      ], { stack: true }),
+      ], { stack: true, wrap: [0, 3] }),
     );
   },
 
@@ -447,6 +647,7 @@ const pages = {
       guarded(render);
     };
     const pagesTotal = Math.max(1, Math.ceil(logs.total / logs.per_page));
+    const costed = logs.data.some((r) => has(r, "cost_usd")); // null: the model had no prices
     main.append(
       h("div", { class: "toolbar" }, h("h1", {}, "Logs")),
       h("form", { class: "filters", onsubmit: apply },
@@ -458,10 +659,11 @@ const pages = {
           [["", "any"], ["false", "succeeded"], ["true", "failed"]].map(([v, t]) =>
             h("option", { value: v, selected: v === (state.is_error || "") }, t)))),
         h("button", { type: "submit" }, "Filter")),
-      table(["time", "key", "model", "status", "tokens", "latency", "stream", ""], logs.data, (r) => [
+      table(["time", "key", "model", "status", "tokens", costed ? "cost" : null, "latency", "stream", ""], logs.data, (r) => [
         when(r.created_at), r.key_name || keyNames[r.user_key_id] || r.user_key_id.slice(0, 8),
         r.model_requested || "—", statusBadge(r),
-        fmt(r.total_tokens), ms(r.latency_ms), r.is_stream ? "yes" : "no",
+        fmt(r.total_tokens), costed ? h("span", { "data-testid": "cost" }, money(r.cost_usd)) : null,
+        ms(r.latency_ms), r.is_stream ? "yes" : "no",
         h("button", { class: "small ghost", onclick: () => guarded(() => showLog(r.id)) }, "Details"),
       ], { stack: true }),
       h("div", { class: "pager" },
@@ -490,7 +692,7 @@ const LOG_FACTS = [
   ["completion_tokens", "Completion tokens", fmt],
   ["total_tokens", "Total tokens", fmt],
   ["weighted_total_tokens", "Tokens charged to the budget", fmt],
-  ["cost_usd", "Cost (USD)", (v) => (v === null || v === undefined ? "—" : `$${v}`)],
+  ["cost_usd", "Cost", (v) => (numeric(v) ? money(v) : "— (the model has no prices)")],
   ["latency_ms", "Latency", ms],
   ["ttfb_ms", "Time to first byte", ms],
   ["error_message", "Error"],

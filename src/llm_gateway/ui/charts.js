@@ -1,12 +1,14 @@
 // llm-gateway admin page: the dashboard's hourly charts, drawn with the vendored uPlot
 // (vendor/uplot-*/, MIT). Small multiples, one measure per chart on the same hour axis, so a
-// count is never read against a token scale. Uses h() and fmt() from app.js.
+// count is never read against a token scale. Uses h(), fmt() and money() from app.js.
 "use strict";
 
 const CHART_HEIGHT = 170;
 const HOUR = 3600;
 const compactNumber = new Intl.NumberFormat(undefined, { notation: "compact", maximumFractionDigits: 1 });
-const usd = new Intl.NumberFormat(undefined, { style: "currency", currency: "USD", maximumFractionDigits: 4 });
+// A spend axis: "$0.015" below a dollar, "$1.2K" above.
+const moneyTick = (value) =>
+  (value !== 0 && Math.abs(value) < 1 ? `$${Number(value.toPrecision(2))}` : `$${compactNumber.format(value)}`);
 // Tick steps for whole counts: 1, 2, 5, 10, 20, 50, ... (never 0.2 requests).
 const WHOLE_STEPS = [];
 for (let power = 1; power <= 1e12; power *= 10) WHOLE_STEPS.push(power, 2 * power, 5 * power);
@@ -26,14 +28,21 @@ const hourSpan = (seconds) => {
   return `${day}, ${hourLabel(seconds)}–${hourLabel(seconds + HOUR)}`;
 };
 
-// The first numeric field of `names` present in the hourly rows (spend may not exist yet).
+// A number, or a decimal the API sent as a string of digits (costs); else null.
+const asNumber = (value) => {
+  if (typeof value === "number") return Number.isFinite(value) ? value : null;
+  if (typeof value === "string" && value.trim() !== "" && Number.isFinite(Number(value))) return Number(value);
+  return null;
+};
+
+// The first numeric field of `names` present in the hourly rows (spend may not exist).
 function numericField(rows, names) {
-  return names.find((name) => rows.some((row) => typeof row[name] === "number")) || null;
+  return names.find((name) => rows.some((row) => asNumber(row[name]) !== null)) || null;
 }
 
 // Chart specifications for the hourly rows of /admin/stats.
 function hourlySpecs(hours) {
-  const column = (name) => hours.map((row) => (typeof row[name] === "number" ? row[name] : null));
+  const column = (name) => hours.map((row) => asNumber(row[name]));
   // An hour without requests has no latency (not 0 ms): a gap in the line.
   const latency = hours.map((row) => (row.requests ? row.avg_latency ?? null : null));
   const specs = [
@@ -80,10 +89,10 @@ function drawChart(plot, spec, xs) {
   const line = cssColor("--line");
   const format = (value, bars) => {
     if (value === null || value === undefined) return bars ? format(0) : "—";
-    if (spec.money) return usd.format(value);
+    if (spec.money) return money(value);
     return spec.unit ? `${fmt(Math.round(value))} ${spec.unit}` : fmt(value);
   };
-  const tick = (value) => (spec.money ? `$${compactNumber.format(value)}` : compactNumber.format(value));
+  const tick = (value) => (spec.money ? moneyTick(value) : compactNumber.format(value));
   const bars = uPlot.paths.bars({ size: [0.7, 28], align: 0 });
   const options = {
     width: Math.max(200, plot.clientWidth),

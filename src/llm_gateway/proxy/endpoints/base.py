@@ -5,7 +5,9 @@ request it returns says, for one deployment, what one attempt sends (`Exchange`)
 answer comes back: a whole body turned into the client's body (unchanged when passed through,
 translated by a bridge), or a stream fed through a `StreamRelay` that also reads the usage.
 Usage is reported in one shape for accounting: `prompt_tokens`, `completion_tokens`,
-`total_tokens` (cached prompt tokens included in `prompt_tokens`).
+`total_tokens` (cached prompt tokens included in `prompt_tokens`), and `cached_tokens` (those of
+the prompt read from the provider's cache, priced at the cached price; OpenAI-shaped usage
+says it in `prompt_tokens_details.cached_tokens`, which the accounting reads as well).
 """
 
 from __future__ import annotations
@@ -152,10 +154,12 @@ def responses_usage(usage: Any) -> Usage | None:
         return None
     prompt = _count(usage.get("input_tokens"))
     completion = _count(usage.get("output_tokens"))
+    details = usage.get("input_tokens_details")
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": _count(usage.get("total_tokens")) or prompt + completion,
+        "cached_tokens": _count(details.get("cached_tokens")) if isinstance(details, dict) else 0,
     }
 
 
@@ -173,6 +177,7 @@ def anthropic_usage(usage: Any) -> Usage | None:
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
+        "cached_tokens": _count(usage.get("cache_read_input_tokens")),
     }
 
 

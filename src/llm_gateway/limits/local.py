@@ -1,0 +1,227 @@
+"""Requests and tokens per rolling minute, kept in this process.
+
+The whole limit on the embedded default (one process). With Redis this is the fallback while
+Redis cannot be reached: each process then enforces its share of every limit (the limit divided
+by the number of live processes last counted), which holds the total near the limit instead of
+multiplying it, or failing open.
+
+An admission checks and takes both limits at once: a request refused by either takes nothing.
+The tokens taken are an estimate (see the proxy); `settle` later adds the difference between
+the real usage and the estimate to the window the estimate went to.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from dataclasses import dataclass
+
+from llm_gateway.limits import window
+from llm_gateway.limits.policy import KeyPolicy
+
+Headers = list[tuple[bytes, bytes]]
+REQUESTS, TOKENS = "requests", "tokens"
+
+
+@dataclass(slots=True)
+class Admission:
+    """The outcome of one admission: what was taken, and the headers the answer carries."""
+
+    refused: str | None  # REQUESTS or TOKENS when refused, else None
+    retry_after: float  # seconds (0 when admitted)
+    headers: Headers
+    index: int  # the window the tokens went to (for `settle`)
+    tokens: int  # tokens taken
+    shared: bool = False  # taken in Redis (settled there), else in this process
+    # A token-budget reservation asked in the same Redis call: True held, False refused (and
+    # nothing taken), None not asked.
+    budget_room: bool | None = None
+
+
+@dataclass(slots=True)
+class _Counts:
+    index: int = 0
+    requests_previous: int = 0
+    requests_current: int = 0
+    tokens_previous: int = 0
+    tokens_current: int = 0
+
+    def roll(self, index: int) -> None:
+        if index == self.index:
+            return
+        if index == self.index + 1:
+            self.requests_previous, self.tokens_previous = (
+                self.requests_current,
+                self.tokens_current,
+            )
+        else:
+            self.requests_previous = self.tokens_previous = 0
+        self.requests_current = self.tokens_current = 0
+        self.index = index
+
+
+def decide(
+    policy: KeyPolicy,
+    elapsed: float,
+    index: int,
+    counts: tuple[int, int, int, int],
+    tokens: int,
+    admitted: bool,
+    share: int = 1,
+) -> Admission:
+    """The admission for counts read after the attempt to take (`admitted` says if it did).
+
+    `counts` are (requests previous, requests current, tokens previous, tokens current) as they
+    stand after the attempt; the headers describe the limits this process enforced (`share`).
+    Runs for every request of a limited key: plain arithmetic, no helper calls when admitted.
+    """
+    requests_previous, requests_current, tokens_previous, tokens_current = counts
+    headers: Headers = []
+    refused: str | None = None
+    wait = 0.0
+    weight = (window.WINDOW_SECONDS - elapsed) / window.WINDOW_SECONDS
+    tpm = None
+    if policy.rpm_limit is not None:
+        rpm = policy.rpm_limit if share == 1 else max(1, policy.rpm_limit // share)
+        level = max(0, requests_previous) * weight + max(0, requests_current)
+        if not admitted and level + 1 > rpm:
+            refused = REQUESTS
+            wait = window.wait_for_room(requests_previous, requests_current, elapsed, rpm, 1)
+        _describe(
+            headers, _REQUEST_HEADERS, rpm, level, requests_previous, requests_current, elapsed
+        )
+    if policy.tpm_limit is not None:
+        tpm = policy.tpm_limit if share == 1 else max(1, policy.tpm_limit // share)
+        level = max(0, tokens_previous) * weight + max(0, tokens_current)
+        amount = min(tokens, tpm)
+        if not admitted and level + amount > tpm:
+            refused = refused or TOKENS
+            wait = max(
+                wait,
+                window.wait_for_room(tokens_previous, tokens_current, elapsed, tpm, amount),
+            )
+        _describe(headers, _TOKEN_HEADERS, tpm, level, tokens_previous, tokens_current, elapsed)
+    if not admitted and refused is None:  # refused by the other side's view; retry soon
+        refused, wait = REQUESTS, 1.0
+    if refused is not None:
+        headers.append((b"retry-after", str(max(1, math.ceil(wait))).encode()))
+        headers.append((b"retry-after-ms", str(max(1, round(wait * 1000))).encode()))
+    taken = min(tokens, tpm) if admitted and tpm is not None else 0
+    return Admission(refused, wait, headers, index, taken)
+
+
+_REQUEST_HEADERS = tuple(
+    f"x-ratelimit-{part}-{REQUESTS}".encode() for part in ("limit", "remaining", "reset")
+)
+_TOKEN_HEADERS = tuple(
+    f"x-ratelimit-{part}-{TOKENS}".encode() for part in ("limit", "remaining", "reset")
+)
+
+
+def _describe(
+    headers: Headers,
+    names: tuple[bytes, ...],
+    limit: int,
+    level: float,
+    previous: int,
+    current: int,
+    elapsed: float,
+) -> None:
+    left = limit - level + 1e-9
+    if current > 0:
+        reset = 2 * window.WINDOW_SECONDS - elapsed
+    elif previous > 0:
+        reset = window.WINDOW_SECONDS - elapsed
+    else:
+        reset = 0.0
+    headers += (
+        (names[0], str(limit).encode()),
+        (names[1], str(int(left) if left > 0 else 0).encode()),
+        (names[2], window.duration_text(reset).encode()),
+    )
+
+
+class LocalLimiter:
+    def __init__(self) -> None:
+        self._counts: dict[uuid.UUID, _Counts] = {}
+
+    def take(
+        self, key_id: uuid.UUID, policy: KeyPolicy, tokens: int, now: float, share: int = 1
+    ) -> Admission:
+        span = window.WINDOW_SECONDS
+        index = int(now // span)
+        elapsed = now - index * span
+        counts = self._counts.get(key_id)
+        if counts is None:
+            counts = self._counts[key_id] = _Counts(index)
+            if len(self._counts) > 100_000:
+                self._forget_idle(index)
+        if counts.index != index:
+            counts.roll(index)
+        weight = (span - elapsed) / span  # counts here are never negative (settle clamps)
+        admitted = True
+        rpm, tpm = policy.rpm_limit, policy.tpm_limit
+        if rpm is not None:
+            if share != 1:
+                rpm = max(1, rpm // share)
+            admitted = counts.requests_previous * weight + counts.requests_current + 1 <= rpm
+        amount = 0
+        if admitted and tpm is not None:
+            if share != 1:
+                tpm = max(1, tpm // share)
+            amount = tokens if tokens < tpm else tpm
+            admitted = counts.tokens_previous * weight + counts.tokens_current + amount <= tpm
+        if admitted:
+            if policy.rpm_limit is not None:
+                counts.requests_current += 1
+            counts.tokens_current += amount
+        return decide(
+            policy,
+            elapsed,
+            index,
+            (
+                counts.requests_previous,
+                counts.requests_current,
+                counts.tokens_previous,
+                counts.tokens_current,
+            ),
+            tokens,
+            admitted,
+            share,
+        )
+
+    def peek(self, key_id: uuid.UUID, policy: KeyPolicy, now: float, share: int = 1) -> Headers:
+        """The key's headers as its windows stand now, taking nothing."""
+        index, elapsed = window.window_index(now)
+        counts = self._counts.get(key_id)
+        found = (0, 0, 0, 0)
+        if counts is not None and counts.index >= index - 1:
+            if counts.index == index:
+                found = (
+                    counts.requests_previous,
+                    counts.requests_current,
+                    counts.tokens_previous,
+                    counts.tokens_current,
+                )
+            else:  # the counts' current window is now the previous one
+                found = (counts.requests_current, 0, counts.tokens_current, 0)
+        return decide(policy, elapsed, index, found, 0, True, share).headers
+
+    def settle(self, admission: Admission, key_id: uuid.UUID, used_tokens: int) -> None:
+        """Correct the tokens an admission took to the tokens the call really used."""
+        self.correct(key_id, admission.index, used_tokens - admission.tokens)
+
+    def correct(self, key_id: uuid.UUID, index: int, delta: int) -> None:
+        """Add `delta` to the tokens counted in window `index` (when it still counts)."""
+        counts = self._counts.get(key_id)
+        if counts is None or not delta:
+            return
+        if index == counts.index:
+            counts.tokens_current = max(0, counts.tokens_current + delta)
+        elif index == counts.index - 1:
+            counts.tokens_previous = max(0, counts.tokens_previous + delta)
+
+    def _forget_idle(self, index: int) -> None:
+        idle = [key_id for key_id, counts in self._counts.items() if counts.index < index - 1]
+        for key_id in idle:
+            del self._counts[key_id]
