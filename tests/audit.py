@@ -63,7 +63,9 @@ async def _dump(dsn: str, folder: Path) -> None:
     conn = await asyncpg.connect(dsn)
     try:
         tables = await conn.fetch(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename"
+            # Ordinary tables only: a partitioned parent cannot be copied; its partitions are.
+            "SELECT relname AS tablename FROM pg_class WHERE relnamespace = 'public'::regnamespace"
+            " AND relkind = 'r' ORDER BY relname"
         )
         for row in tables:
             table = row["tablename"]

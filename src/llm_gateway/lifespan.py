@@ -26,6 +26,7 @@ from llm_gateway.metrics import Metrics
 from llm_gateway.routing.health import Health
 from llm_gateway.runtime import Runtime
 from llm_gateway.security import SecretBox
+from llm_gateway.services.partitions import ensure_partitions
 from llm_gateway.services.retention import run_retention
 from llm_gateway.services.secrets import encrypt_plaintext_keys
 from llm_gateway.settings import Config
@@ -120,6 +121,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
     try:
         await connect_and_migrate(config, engine)
+        await ensure_partitions(engine)  # today's and the next days' request-log partitions
         box = SecretBox(config.secret_key)
         encrypted = await encrypt_plaintext_keys(engine, box)
         if encrypted:
@@ -144,8 +146,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime.metrics = Metrics(lambda: read_state(runtime), lambda: read_cooldowns(store))
         background(runtime.log_writer.run(), "request-log-writer")
         background(store.ledger.run_flusher(engine, config.usage_flush_seconds), "usage-flusher")
-        if config.log_retention_days > 0:
-            background(run_retention(engine, config.log_retention_days), "log-retention")
+        # Also with a retention of 0 (keep for ever): the job makes the partitions ahead.
+        background(run_retention(engine, config.log_retention_days), "log-retention")
         if config.redis_url:
             runtime.bus = ChangeBus(config.redis_url, store, config.resync_seconds)
             await runtime.bus.start()

@@ -1,4 +1,9 @@
-"""Reading request logs: filtered, newest first, paginated."""
+"""Reading request logs: filtered, newest first, paginated.
+
+The `total` of a page is counted exactly up to `COUNT_CAP` matching rows; past it, on PostgreSQL,
+it is the planner's estimate (at least `COUNT_CAP + 1`) and `total_is_estimate` says so, since
+counting tens of millions of rows would take seconds on every page. SQLite counts exactly.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +14,14 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from llm_gateway.db.tables import providers, request_logs, user_keys
 from llm_gateway.state.store import Store
 
+COUNT_CAP = 10_000  # matching rows counted exactly; past it, the planner's estimate
 _NAMED = ("key_name", "provider_name")
 _LIST_COLUMNS = [
     c for c in request_logs.c if c.name not in ("request_body", "response_body", *_NAMED)
@@ -76,11 +85,34 @@ async def list_logs(
         .limit(per_page)
         .offset((page - 1) * per_page)
     )
-    count = sa.select(sa.func.count()).select_from(request_logs).where(*conditions)
     async with store.engine.connect() as conn:
         rows = [_decoded(row) for row in await conn.execute(query)]
-        total = await conn.scalar(count) or 0
-    return {"data": rows, "total": total, "page": page, "per_page": per_page}
+        total, estimated = await count_logs(conn, conditions)
+    return {
+        "data": rows,
+        "total": total,
+        "total_is_estimate": estimated,
+        "page": page,
+        "per_page": per_page,
+    }
+
+
+async def count_logs(
+    conn: AsyncConnection, conditions: list[sa.ColumnElement[bool]]
+) -> tuple[int, bool]:
+    """How many rows match, and whether that is an estimate: exact up to `COUNT_CAP`, then (on
+    PostgreSQL) the planner's estimate, never below `COUNT_CAP + 1`."""
+    matching = sa.select(sa.literal(1)).select_from(request_logs).where(*conditions)
+    if conn.dialect.name != "postgresql":
+        count = sa.select(sa.func.count()).select_from(matching.subquery())
+        return await conn.scalar(count) or 0, False
+    capped = sa.select(sa.func.count()).select_from(matching.limit(COUNT_CAP + 1).subquery())
+    exact = await conn.scalar(capped) or 0
+    if exact <= COUNT_CAP:
+        return exact, False
+    plan = await conn.scalar(_Explain(matching))
+    found = orjson.loads(plan) if isinstance(plan, str | bytes) else plan
+    return max(int(found[0]["Plan"]["Plan Rows"]), COUNT_CAP + 1), True
 
 
 async def get_log(store: Store, log_id: int) -> dict[str, Any] | None:
@@ -101,3 +133,17 @@ def _decoded(row: Any) -> dict[str, Any]:
     failed = fields.get("failed_attempts")
     fields["failed_attempts"] = orjson.loads(failed) if failed else []
     return fields
+
+
+class _Explain(sa.sql.expression.Executable, sa.sql.expression.ClauseElement):
+    """`EXPLAIN (FORMAT JSON)` of a query, its parameters bound as the query's own."""
+
+    inherit_cache = False
+
+    def __init__(self, statement: sa.Select[Any]) -> None:
+        self.statement = statement
+
+
+@compiles(_Explain, "postgresql")
+def _compile_explain(element: _Explain, compiler: SQLCompiler, **kw: Any) -> str:
+    return "EXPLAIN (FORMAT JSON) " + compiler.process(element.statement, **kw)

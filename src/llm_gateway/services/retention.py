@@ -1,7 +1,11 @@
-"""Request-log retention: delete rows older than the retention window, in small batches.
+"""Request-log retention and partition upkeep, hourly.
 
-Hourly; each batch is its own short transaction so the table is never locked for long. On
-PostgreSQL a transaction-scoped advisory lock lets only one instance delete at a time.
+On PostgreSQL (request_logs partitioned by day, services/partitions.py) each run makes the
+partitions ahead, then detaches and drops the days wholly past the retention: no row is deleted
+one by one. On SQLite (one table), and on a PostgreSQL table not partitioned, rows older than the
+retention are deleted in small batches, each its own short transaction so the table is never
+locked for long; on PostgreSQL a transaction-scoped advisory lock lets one instance delete at a
+time. With a retention of 0 days nothing expires, but partitions are still made ahead.
 """
 
 from __future__ import annotations
@@ -14,6 +18,11 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from llm_gateway.db.tables import request_logs, utcnow
+from llm_gateway.services.partitions import (
+    drop_expired_partitions,
+    ensure_partitions,
+    is_partitioned,
+)
 
 log = logging.getLogger("llm_gateway.retention")
 RETENTION_LOCK_ID = 0x6C6C6D68
@@ -47,12 +56,25 @@ async def delete_expired(engine: AsyncEngine, days: int, batch_size: int = BATCH
         await asyncio.sleep(0.05)  # let other writers in between batches
 
 
+async def expire(engine: AsyncEngine, days: int) -> None:
+    """One run: partitions made ahead (PostgreSQL), then what is past `days` days removed."""
+    await ensure_partitions(engine)
+    if days <= 0:
+        return
+    if await is_partitioned(engine):
+        dropped = await drop_expired_partitions(engine, days)
+        if dropped:
+            log.info("retention dropped request-log partitions %s", ", ".join(dropped))
+        return
+    deleted = await delete_expired(engine, days)
+    if deleted:
+        log.info("retention deleted %d request-log rows older than %d days", deleted, days)
+
+
 async def run_retention(engine: AsyncEngine, days: int, interval: float = 3600.0) -> None:
     while True:
         try:
-            deleted = await delete_expired(engine, days)
-            if deleted:
-                log.info("retention deleted %d request-log rows older than %d days", deleted, days)
+            await expire(engine, days)
         except Exception as exc:
             log.warning("retention run failed: %s", type(exc).__name__)
         await asyncio.sleep(interval)
