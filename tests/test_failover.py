@@ -54,15 +54,19 @@ class Fleet:
         body = {"name": name, "deployments": list(deployments), **fields}
         return dict(self.admin.ok("POST", "/admin/models", 201, json=body))
 
-    def asked(self, label: str) -> int:
-        """How many requests the deployment labelled `label` has received."""
+    def received(self, label: str) -> list[dict[str, Any]]:
+        """The requests the deployment labelled `label` has received."""
         prefix = f"/behave/id={self.run}-{label}"
         found = httpx.get(f"{self.upstream.url}/_requests", params={"prefix": prefix}).json()
-        return sum(
-            1
+        return [
+            record
             for record in found
             if record["path"].startswith(prefix + ",") or record["path"].startswith(prefix + "/")
-        )
+        ]
+
+    def asked(self, label: str) -> int:
+        """How many requests the deployment labelled `label` has received."""
+        return len(self.received(label))
 
     def client(self) -> openai.OpenAI:
         client = openai.OpenAI(
@@ -304,6 +308,9 @@ def test_fallbacks_in_order_and_usage_charged_once_at_the_served_models_rate(
     answer = fleet.client().chat.completions.create(model="first", messages=SAY)  # type: ignore[arg-type]
     assert answer.choices[0].message.content == "Hello!"
     assert (fleet.asked("down"), fleet.asked("down2"), fleet.asked("up")) == (1, 1, 1)
+    # Each model's deployment is asked for that model, not for the one the client named.
+    sent = [fleet.received(label)[0]["body"]["model"] for label in ("down", "down2", "up")]
+    assert sent == ["first", "second", "third"]
     row = fleet.last_log()
     assert (row["model_requested"], row["model_served"]) == ("first", "third")
     assert row["provider_id"] == up["id"]

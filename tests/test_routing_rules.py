@@ -34,7 +34,7 @@ def deployment(name: str, weight: int = 1, priority: int = 0) -> Deployment:
         kind=KINDS["openai"],
         base_url=f"http://{name}.invalid/v1",
         auth_headers=(("Authorization", "Bearer x"),),
-        upstream_model=None,
+        upstream_model="m",
         weight=weight,
         priority=priority,
     )

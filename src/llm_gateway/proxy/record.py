@@ -139,7 +139,7 @@ class CallRecord:
         self.attempts += 1
         self.served_route = route
         self.model_served = route.model_name
-        self.model_sent = deployment.upstream_model or route.model_name
+        self.model_sent = deployment.upstream_model
         self.provider_id = deployment.provider_id
         self.provider_kind = deployment.provider_kind
         self.provider_name = deployment.provider_name

@@ -17,7 +17,7 @@ class Deployment:
     kind: ProviderKind
     base_url: str  # without a trailing slash; each endpoint appends its path
     auth_headers: tuple[tuple[str, str], ...]  # the provider's key, as its kind sends it
-    upstream_model: str | None  # None: the provider calls the model by its public name
+    upstream_model: str  # what the provider calls the model (its public name unless set)
     weight: int
     priority: int
 

@@ -204,7 +204,7 @@ class Cache:
                     kind=kind,
                     base_url=row.base_url.rstrip("/") + kind.path_prefix,
                     auth_headers=kind.auth_headers(self._box.decrypt(row.api_key)),
-                    upstream_model=None if upstream in (None, model.name) else upstream,
+                    upstream_model=upstream or model.name,
                     weight=row.weight,
                     priority=row.priority,
                 )

@@ -38,7 +38,7 @@ class ChatCall(OpenAICall):
 
     def _to_anthropic(self, deployment: Deployment, client_headers: Headers) -> Exchange:
         model = self.model
-        upstream = deployment.upstream_model or model
+        upstream = deployment.upstream_model
         body = chat_to_messages(self.payload, upstream, DEFAULT_MAX_TOKENS)
         include_usage = not self.drop_usage
 

@@ -74,7 +74,7 @@ class MessagesCall:
         return anthropic_usage(json_usage(body))
 
     def _bridged(self, deployment: Deployment, client_headers: Headers) -> Exchange:
-        chat = messages_to_chat(self.payload, deployment.upstream_model or self.model)
+        chat = messages_to_chat(self.payload, deployment.upstream_model)
         dropped = server_tool_names(self.payload)
         if dropped:
             self.notes = "server tools not offered: " + ", ".join(dropped)
@@ -151,8 +151,9 @@ class Messages:
 
 
 def _with_model(raw: bytes, payload: dict[str, Any], deployment: Deployment) -> bytes:
+    """The client's bytes, unless the deployment calls the model by another name."""
     upstream = deployment.upstream_model
-    return raw if upstream is None else orjson.dumps({**payload, "model": upstream})
+    return raw if upstream == payload["model"] else orjson.dumps({**payload, "model": upstream})
 
 
 def _event_usage(event: Any) -> Usage | None:

@@ -45,18 +45,18 @@ class OpenAICall:
                 options = dict(options) if isinstance(options, dict) else {}
                 options["include_usage"] = True
                 payload["stream_options"] = options
-        self._bodies: dict[str | None, bytes] = {}
+        self._bodies: dict[str, bytes] = {}
 
     def body_for(self, deployment: Deployment) -> bytes:
         """The bytes sent to `deployment`: the client's own unless something must change."""
         upstream = deployment.upstream_model
         body = self._bodies.get(upstream)
         if body is None:
-            if upstream is None and not self.drop_usage:
+            if upstream == self.model and not self.drop_usage:
                 body = self.raw
             else:
                 payload = self.payload
-                if upstream is not None:
+                if upstream != self.model:
                     payload = {**payload, "model": upstream}
                 body = orjson.dumps(payload)
             self._bodies[upstream] = body

@@ -61,7 +61,10 @@ class ResponsesCall:
 
     def _native(self, deployment: Deployment, client_headers: Headers) -> Exchange:
         upstream = deployment.upstream_model
-        body = self.raw if upstream is None else orjson.dumps({**self.payload, "model": upstream})
+        if upstream == self.model:
+            body = self.raw
+        else:
+            body = orjson.dumps({**self.payload, "model": upstream})
         return Exchange(
             url=deployment.base_url + "/responses",
             body=body,
@@ -81,7 +84,7 @@ class ResponsesCall:
                 ) from None
             self.notes = _notes(self._bridge)
         bridge = self._bridge
-        body = {**bridge.body, "model": deployment.upstream_model or self.model}
+        body = {**bridge.body, "model": deployment.upstream_model}
         model, response_id, created = self.model, "resp_" + os.urandom(12).hex(), int(time.time())
 
         def translate(status: int, data: bytes) -> bytes:
