@@ -10,7 +10,9 @@ a JSON string, so one request is always one line. With `GATEWAY_LOG_FORMAT=json`
 are keys of the line's JSON object. `GATEWAY_ACCESS_LOG=false` leaves the middleware out, and a
 log level above `info` skips its work.
 
-Handlers add what only they know through a dict the middleware puts in the ASGI scope under
+The proxy endpoints write their own line (`write`) when a call ends: they know every field, and
+the hot path is spared a wrapper around each `send`. The middleware covers every other path.
+Handlers behind it may add what only they know through a dict it puts in the ASGI scope under
 `ACCESS_SCOPE_KEY`: `scope[ACCESS_SCOPE_KEY]["key"] = <key name>`, `...["model"] = <model>`.
 """
 
@@ -72,12 +74,35 @@ class AccessLog:
             _write(scope["method"], scope["path"], status, ms, request_id, info)
 
 
+def enabled() -> bool:
+    return log.isEnabledFor(logging.INFO)
+
+
 def _write(
     method: str, path: str, status: int, ms: float, request_id: str | None, info: dict[str, Any]
 ) -> None:
     key, model = info.get("key"), info.get("model")
-    key = None if key is None else str(key)
-    model = None if model is None else str(model)
+    write(
+        method,
+        path,
+        status,
+        ms,
+        request_id,
+        None if key is None else str(key),
+        None if model is None else str(model),
+    )
+
+
+def write(
+    method: str,
+    path: str,
+    status: int,
+    ms: float,
+    request_id: str | None,
+    key: str | None,
+    model: str | None,
+) -> None:
+    """One access line (the caller checked `enabled()`)."""
     fields = {
         "method": method,
         "path": path,

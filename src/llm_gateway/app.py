@@ -20,9 +20,7 @@ from llm_gateway import __version__
 from llm_gateway.access_log import AccessLog
 from llm_gateway.api import admin_keys, admin_logs, admin_models, admin_providers, health
 from llm_gateway.api.errors import install_error_handlers
-from llm_gateway.errors import BadRequest
 from llm_gateway.lifespan import lifespan
-from llm_gateway.proxy.asgi import send_error
 from llm_gateway.proxy.auth import FailedAuthThrottle
 from llm_gateway.proxy.endpoints.chat import Chat
 from llm_gateway.proxy.endpoints.messages import Messages
@@ -36,13 +34,12 @@ from llm_gateway.upstream.kinds import COMPLETIONS, EMBEDDINGS
 
 UI_DIR = Path(__file__).parent / "ui"
 FAVICON = UI_DIR / "favicon.svg"
-_MODELS_ALLOW = [(b"allow", b"GET")]
 
 
 class Gateway:
     """The ASGI entry point: dispatch the hot paths directly, everything else to FastAPI."""
 
-    def __init__(self, runtime: Runtime, admin: FastAPI) -> None:
+    def __init__(self, runtime: Runtime, admin: ASGIApp) -> None:
         self.runtime = runtime
         self.admin = admin
         self._proxies = {
@@ -56,7 +53,9 @@ class Gateway:
                 Messages(count_tokens=True),
             )
         }
-        self._models = ModelList(runtime)
+        models: ASGIApp = ModelList(runtime)
+        # The proxies write their own access lines; everything else goes through the middleware.
+        self._models = AccessLog(models) if runtime.config.access_log else models
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -66,20 +65,9 @@ class Gateway:
                 await proxy(scope, receive, send)
                 return
             if path == "/v1/models":
-                if scope["method"] == "GET":
-                    await self._models(scope, receive, send)
-                else:
-                    await send_error(send, _method_not_allowed(scope), _MODELS_ALLOW)
+                await self._models(scope, receive, send)
                 return
         await self.admin(scope, receive, send)
-
-
-def _method_not_allowed(scope: Scope) -> BadRequest:
-    error = BadRequest(
-        f"method not allowed: {scope['method']} {scope['path']}", code="method_not_allowed"
-    )
-    error.status = 405
-    return error
 
 
 def create_app_from_environment() -> ASGIApp:
@@ -111,7 +99,7 @@ def create_app(config: Config) -> ASGIApp:
         admin.include_router(router)
     if UI_DIR.is_dir() and any(UI_DIR.iterdir()):
         _serve_ui(admin)
-    app: ASGIApp = Gateway(runtime, admin)
+    app: ASGIApp = Gateway(runtime, AccessLog(admin) if config.access_log else admin)
     if config.cors_origins:
         app = CORSMiddleware(
             app,
@@ -120,8 +108,6 @@ def create_app(config: Config) -> ASGIApp:
             allow_headers=["authorization", "content-type", "x-request-id"],
             expose_headers=["x-gateway-request-id", "x-request-id"],
         )
-    if config.access_log:
-        app = AccessLog(app)
     return app
 
 

@@ -66,7 +66,9 @@ async def connect_and_migrate(config: Config, engine: AsyncEngine) -> None:
 
 def read_state(runtime: Runtime) -> dict[str, float]:
     store, writer, bus = runtime.store, runtime.log_writer, runtime.bus
-    state: dict[str, float] = {}
+    state: dict[str, float] = {"event_loop_lag_seconds": runtime.loop_lag.take()}
+    if runtime.metrics is not None:
+        state["overhead_p99_seconds"] = runtime.metrics.overhead_p99()
     if store is not None:
         state["key_cache_hits"] = store.cache.hits
         state["key_cache_misses"] = store.cache.misses
@@ -145,6 +147,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime.log_writer = LogWriter(engine)
         runtime.metrics = Metrics(lambda: read_state(runtime), lambda: read_cooldowns(store))
         background(runtime.log_writer.run(), "request-log-writer")
+        background(runtime.loop_lag.run(), "event-loop-lag")
         background(store.ledger.run_flusher(engine, config.usage_flush_seconds), "usage-flusher")
         # Also with a retention of 0 (keep for ever): the job makes the partitions ahead.
         background(run_retention(engine, config.log_retention_days), "log-retention")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -34,6 +35,7 @@ _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 _OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1)
 
 StateReader = Callable[[], dict[str, float]]
+_RECENT_MASK = 2047  # the overhead p99 is read over the last 2,048 calls
 # (model, provider, deployment id, seconds of cooldown left) for every routed deployment.
 DeploymentReader = Callable[[], list[tuple[str, str, str, float]]]
 
@@ -134,6 +136,9 @@ class Metrics:
             ["model"],
             registry=registry,
         )
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+        self.recent_overhead = [0.0] * (_RECENT_MASK + 1)  # a ring of the last calls' overhead
+        self._calls = 0
         self.state_gauges = _StateCollector(read_state)
         self.deployment_gauges = (
             None if read_deployments is None else _DeploymentCollector(read_deployments)
@@ -145,34 +150,52 @@ class Metrics:
             if self.deployment_gauges is not None:
                 self.registry.register(self.deployment_gauges)
 
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """`metric.labels(*labels)`, looked up once: label values are bounded (configured
+        models and providers, statuses), and `labels()` costs more than the update itself."""
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
     def observe_call(self, call: CallRecord) -> None:
         now = time.perf_counter()
         model = call.model_requested
         if call.provider_id is None or not model:  # not resolved to a configured model
             model = UNKNOWN_MODEL
         provider = call.provider_name or ""
-        self.requests.labels(model, provider, str(call.status_code)).inc()
-        self.latency.labels(provider).observe(now - call.started)
+        child = self._child
+        child(self.requests, model, provider, str(call.status_code)).inc()
+        child(self.latency, provider).observe(now - call.started)
         if call.first_byte_at is not None:
-            self.ttfb.labels(provider).observe(call.first_byte_at - call.started)
-        self.overhead.observe(call.gateway_seconds(now))
+            child(self.ttfb, provider).observe(call.first_byte_at - call.started)
+        overhead = call.gateway_seconds(now)
+        self.overhead.observe(overhead)
+        self.recent_overhead[self._calls & _RECENT_MASK] = overhead
+        self._calls += 1
         if call.prompt_tokens:
-            self.tokens.labels(model, "prompt").inc(call.prompt_tokens)
+            child(self.tokens, model, "prompt").inc(call.prompt_tokens)
         if call.completion_tokens:
-            self.tokens.labels(model, "completion").inc(call.completion_tokens)
+            child(self.tokens, model, "completion").inc(call.completion_tokens)
         if call.weighted_tokens:
-            self.tokens.labels(model, "weighted").inc(call.weighted_tokens)
+            child(self.tokens, model, "weighted").inc(call.weighted_tokens)
         if call.cost_nanousd:
-            self.cost.labels(model).inc(call.cost_nanousd / NANO_PER_USD)
+            child(self.cost, model).inc(call.cost_nanousd / NANO_PER_USD)
         if call.upstream_error_kind is not None:
-            self.upstream_errors.labels(call.upstream_error_kind).inc()
+            child(self.upstream_errors, call.upstream_error_kind).inc()
 
     def observe_attempt(self, provider: str, failure_reason: str | None) -> None:
         if failure_reason is None:
-            self.attempts.labels(provider, "answered").inc()
+            self._child(self.attempts, provider, "answered").inc()
         else:
-            self.attempts.labels(provider, "failed").inc()
-            self.failovers.labels(provider, failure_reason).inc()
+            self._child(self.attempts, provider, "failed").inc()
+            self._child(self.failovers, provider, failure_reason).inc()
+
+    def overhead_p99(self) -> float:
+        """The 99th percentile of the gateway's own time over the last calls (at most 2,048)."""
+        recent = sorted(self.recent_overhead[: min(self._calls, _RECENT_MASK + 1)])
+        return recent[int(len(recent) * 0.99)] if recent else 0.0
 
     def render(self) -> tuple[bytes, str]:
         output = generate_latest(self.registry)

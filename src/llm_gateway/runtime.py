@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from llm_gateway.limits.local import LocalLimiter
+from llm_gateway.loop_lag import LoopLag
 from llm_gateway.proxy.auth import FailedAuthThrottle
 
 if TYPE_CHECKING:
@@ -33,4 +34,5 @@ class Runtime:
     shared_limits: SharedLimiter | None = None
     local_limits: LocalLimiter = field(default_factory=LocalLimiter)
     warm: bool = False
+    loop_lag: LoopLag = field(default_factory=LoopLag)
     auth_throttle: FailedAuthThrottle = field(default_factory=lambda: FailedAuthThrottle(0))

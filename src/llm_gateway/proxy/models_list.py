@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import orjson
 
+from llm_gateway.errors import BadRequest
 from llm_gateway.proxy.asgi import JSON_CONTENT_TYPE, Receive, Scope, Send, send_bytes, send_error
 from llm_gateway.proxy.auth import (
     INVALID_KEY,
@@ -25,6 +26,14 @@ class ModelList:
         self.rt = runtime
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] != "GET":
+            error = BadRequest(
+                f"method not allowed: {scope['method']} {scope['path']}",
+                code="method_not_allowed",
+            )
+            error.status = 405
+            await send_error(send, error, [(b"allow", b"GET")])
+            return
         store = self.rt.store
         assert store is not None
         key = authenticate(store.cache, authorization_header(scope["headers"]))

@@ -30,6 +30,7 @@ from typing import Any
 
 import orjson
 
+from llm_gateway import access_log
 from llm_gateway.errors import BadRequest, GatewayError, ModelNotFound
 from llm_gateway.json_depth import nests_deeper_than
 from llm_gateway.limits.policy import KeyPolicy
@@ -62,7 +63,6 @@ from llm_gateway.upstream.kinds import KINDS
 
 _CLIENT_HEADERS = frozenset(header for kind in KINDS.values() for header in kind.forwarded_headers)
 _CLIENT_GONE_STATUS = 499
-ACCESS_SCOPE_KEY = "llm_gateway.access"  # the access log's fields, filled in here
 log = logging.getLogger("llm_gateway.proxy")
 
 
@@ -73,6 +73,7 @@ class Proxy:
         self.rt = runtime
         self.endpoint = endpoint
         self.gate = Gate(runtime)  # key policies, rate limits and budgets
+        self._access_log = runtime.config.access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -97,19 +98,20 @@ class Proxy:
             error = BadRequest(f"use POST for {endpoint.path}", code="method_not_allowed")
             error.status = 405
             await reply.error(error)
+            self._log_access(scope["method"], 405, started, gateway_id, None, None)
             return
         store = self.rt.store
         assert store is not None
         key = authenticate(store.cache, authorization)
         if key is None:
             throttled = self.rt.auth_throttle.failed(client_address(scope))
-            await reply.error(TOO_MANY_FAILURES if throttled else INVALID_KEY)
+            refusal = TOO_MANY_FAILURES if throttled else INVALID_KEY
+            await reply.error(refusal)
+            self._log_access("POST", refusal.status, started, gateway_id, None, None)
             return
-        access = scope.get(ACCESS_SCOPE_KEY)
-        if access is not None:
-            access["key"] = key.name
 
         call = CallRecord(gateway_id, key.id, started, endpoint.name)
+        call.key_name = key.name
         request_context.set((gateway_id, str(key.id)))
         policy = key.policy
         try:
@@ -118,8 +120,6 @@ class Proxy:
             body = await read_body(receive, self.rt.config.max_body_bytes)
             call.request_body = body
             request = self._parse(body, call)
-            if access is not None:
-                access["model"] = request.model
             route = store.cache.routes.get(request.model)
             if route is None or (policy is not None and not policy.allows(route.model_name)):
                 raise ModelNotFound(f"the model '{request.model}' does not exist", param="model")
@@ -306,6 +306,27 @@ class Proxy:
             )
         if rt.metrics is not None:
             rt.metrics.observe_call(call)
+        self._log_access(
+            "POST",
+            call.status_code,
+            call.started,
+            call.gateway_id,
+            call.key_name,
+            call.model_requested,
+        )
+
+    def _log_access(
+        self,
+        method: str,
+        status: int,
+        started: float,
+        request_id: str,
+        key: str | None,
+        model: str | None,
+    ) -> None:
+        if self._access_log and access_log.enabled():
+            ms = (time.perf_counter() - started) * 1000
+            access_log.write(method, self.endpoint.path, status, ms, request_id, key, model)
 
 
 async def _cancel_on_disconnect(

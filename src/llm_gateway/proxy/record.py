@@ -43,6 +43,7 @@ class CallRecord:
         "is_error",
         "is_stream",
         "key_id",
+        "key_name",
         "model_requested",
         "model_sent",
         "model_served",
@@ -74,6 +75,7 @@ class CallRecord:
         self.endpoint = endpoint
         self.notes: str | None = None
         self.key_id = key_id
+        self.key_name: str | None = None
         self.started = started
         self.model_requested: str | None = None
         self.model_sent: str | None = None
