@@ -8,6 +8,7 @@ Around it all, when enabled, the access log (one line per request).
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from fastapi import FastAPI, Response
@@ -74,7 +75,7 @@ def create_app_from_environment() -> ASGIApp:
     """The app factory each `serve --workers N` process calls: configuration from the env."""
     from llm_gateway.settings import Settings
 
-    return create_app(Settings.load().resolve())
+    return create_app(dataclasses.replace(Settings.load().resolve(), settle_gc=True))
 
 
 def create_app(config: Config) -> ASGIApp:

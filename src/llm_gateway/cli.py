@@ -6,6 +6,7 @@ configuration error, 1 for anything else; never a traceback.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import os
 import signal
@@ -161,7 +162,8 @@ def serve(host: str | None, port: int | None, workers: int, log_level: str) -> N
     if workers == 1:
         from llm_gateway.app import create_app
 
-        server = uvicorn.Server(uvicorn.Config(create_app(config), **common))
+        app = create_app(dataclasses.replace(config, settle_gc=True))
+        server = uvicorn.Server(uvicorn.Config(app, **common))
         server.run(sockets=[sock])
         if not server.started:
             sys.exit(3)  # uvicorn's startup failure; the reason is in the log

@@ -180,6 +180,9 @@ class Config:
     cooldown_failures: int = 3  # consecutive failures that cool a deployment down
     cooldown_seconds: float = 30.0  # the first failure cooldown; doubles up to 300 s
     access_log: bool = True
+    # Tune the garbage collector for serving (lifespan.py); set by `serve`, not by embedders
+    # and tests that share the interpreter.
+    settle_gc: bool = False
     # The answer's size a token-rate limit reserves when the request sets no max_tokens.
     output_tokens_estimate: int = 256
 
