@@ -99,10 +99,14 @@ class Plan:
     # the three rules -------------------------------------------------------------------------
     def _fresh(self, now: float) -> tuple[ModelRoute, Deployment] | None:
         route = self.route
-        if not self.tried and len(route.tiers[0]) == 1:  # the common case: one deployment
-            only = route.tiers[0][0]
-            if self._accepts is None and self.health.usable(only.id, now):
-                return route, only
+        if not self.tried and self._accepts is None:
+            first = route.tiers[0]
+            states = self.health.states
+            # The common case: a first pick in a group no failure has touched.
+            if all(deployment.id not in states for deployment in first):
+                if len(first) == 1:
+                    return route, first[0]
+                return route, random.choices(first, cum_weights=route.cumulative[0])[0]
         for route in self._models():
             for tier in route.tiers:
                 deployment = self._weighted(tier, now)

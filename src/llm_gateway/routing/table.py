@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from dataclasses import dataclass, field
 
@@ -38,10 +39,16 @@ class ModelRoute:
     cached_input_price: float | None = None
     output_price: float | None = None
     priced: bool = field(init=False)  # input and output prices are both known
+    # Each priority group's running sum of weights, for `random.choices`.
+    cumulative: tuple[tuple[int, ...], ...] = field(init=False)
 
     def __post_init__(self) -> None:
         priced = self.input_price is not None and self.output_price is not None
         object.__setattr__(self, "priced", priced)
+        cumulative = tuple(
+            tuple(itertools.accumulate(d.weight for d in tier)) for tier in self.tiers
+        )
+        object.__setattr__(self, "cumulative", cumulative)
 
     def weighted_tokens(self, prompt_tokens: int, completion_tokens: int) -> int:
         return round(
