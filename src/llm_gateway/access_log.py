@@ -26,6 +26,8 @@ from typing import Any
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from llm_gateway.logging_setup import direct_handler
+
 ACCESS_SCOPE_KEY = "llm_gateway.access"
 _REQUEST_ID_HEADER = b"x-gateway-request-id"
 _FORMAT = "%s %s %s %.2fms id=%s key=%s model=%s"
@@ -113,6 +115,10 @@ def write(
         "model": model,
     }
     args = (method, _text(path), status or "-", ms, _text(request_id), _text(key), _text(model))
+    direct = direct_handler(log)
+    if direct is not None:  # the usual case: the line goes straight to the batched handler
+        direct.add_info_line(log.name, _FORMAT % args, fields)
+        return
     # `log.info` would also walk the stack for the caller's file and line: skip that on every call.
     record = log.makeRecord(log.name, logging.INFO, __name__, 0, _FORMAT, args, None)
     record.access = fields

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
+import time
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import IO, Any
@@ -48,9 +50,118 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry).decode()
 
 
+class BatchedStreamHandler(logging.StreamHandler[IO[str]]):
+    """Writes lines in batches: one write every `interval` seconds (or `max_lines` lines)
+    instead of a write and a flush per line, which cost more than the line itself at an access
+    line per request. Warnings and errors are written at once, with what waits before them; a
+    background thread writes the rest, and `flush`/`close` (run at exit) write what is left."""
+
+    def __init__(
+        self, stream: IO[str], fmt: str = "text", interval: float = 0.1, max_lines: int = 256
+    ) -> None:
+        super().__init__(stream)
+        self.fmt = fmt
+        self._pending: list[str] = []
+        self._max_lines = max_lines
+        self._stop = threading.Event()
+        self._writer = threading.Thread(
+            target=self._write_every, args=(interval,), name="log-writer", daemon=True
+        )
+        self._writer.start()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+        except Exception:
+            self.handleError(record)
+            return
+        self._pending.append(line)  # `handle` holds the lock around `emit`
+        if record.levelno >= logging.WARNING or len(self._pending) >= self._max_lines:
+            self._write()
+
+    def add_info_line(self, logger_name: str, message: str, fields: dict[str, Any]) -> None:
+        """An INFO line formatted here as the formatter would, without a `LogRecord`: the
+        access log's path, taken once per request (see `direct_handler`)."""
+        now = time.time()
+        context = request_context.get()
+        if self.fmt == "json":
+            entry: dict[str, Any] = {
+                "time": datetime.fromtimestamp(now, UTC).isoformat(),
+                "level": "info",
+                "logger": logger_name,
+                "message": message,
+            }
+            if context is not None:
+                entry["gateway_request_id"], entry["key_id"] = context
+            entry.update(fields)
+            line = orjson.dumps(entry).decode()
+        else:
+            tag = f" [{context[0]}]" if context else ""
+            line = f"{_asctime(now)} INFO {logger_name}{tag}: {message}"
+        with self.lock:  # type: ignore[union-attr]
+            self._pending.append(line)
+            if len(self._pending) >= self._max_lines:
+                self._write()
+
+    def flush(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            self._write()
+
+    def close(self) -> None:
+        self._stop.set()
+        self.flush()
+        super().close()
+
+    def _write(self) -> None:
+        if self._pending:
+            text = "\n".join(self._pending) + "\n"
+            self._pending.clear()
+            try:
+                self.stream.write(text)
+                self.stream.flush()
+            except (OSError, ValueError):  # the stream went away (a closed pipe at exit)
+                pass
+
+    def _write_every(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            self.flush()
+
+
+_second: tuple[int, str] = (0, "")
+
+
+def _asctime(now: float) -> str:
+    """`logging.Formatter`'s default time, the seconds part formatted once per second."""
+    global _second
+    whole = int(now)
+    if _second[0] != whole:
+        _second = (whole, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(whole)))
+    return f"{_second[1]},{int((now - whole) * 1000):03d}"
+
+
+def direct_handler(logger: logging.Logger) -> BatchedStreamHandler | None:
+    """The one handler `logger`'s INFO records reach, when it is ours and nothing else (no
+    other handler, no filter beyond the request context) stands on the way; else None."""
+    found: BatchedStreamHandler | None = None
+    current: logging.Logger | None = logger
+    while current is not None:
+        if current.filters or current.disabled:
+            return None
+        for handler in current.handlers:
+            if found is not None or not isinstance(handler, BatchedStreamHandler):
+                return None
+            if handler.level > logging.INFO or len(handler.filters) != 1:
+                return None
+            found = handler
+        if not current.propagate:
+            break
+        current = current.parent
+    return found
+
+
 def log_handler(fmt: str = "text", stream: IO[str] | None = None) -> logging.Handler:
     """The handler every log line goes through: text or JSON, with the request context."""
-    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler = BatchedStreamHandler(stream if stream is not None else sys.stderr, fmt)
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
