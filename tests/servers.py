@@ -233,6 +233,7 @@ class Redis:
     port: int
     data_dir: Path
     process: subprocess.Popen[bytes] | None = None
+    options: tuple[str, ...] = ()  # more `redis-server` arguments (cluster mode, a replica)
 
     @property
     def url(self) -> str:
@@ -252,10 +253,15 @@ class Redis:
                 "no",
                 "--dir",
                 str(self.data_dir),
+                *self.options,
             ],
             stdout=subprocess.DEVNULL,
         )
         wait_until(self._accepting, timeout=15)
+
+    def command(self, *args: str) -> str:
+        """One `redis-cli` command against this server; its output."""
+        return redis_cli(self.port, *args)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -281,6 +287,142 @@ def run_redis() -> Iterator[Redis]:
         yield server
     finally:
         server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def redis_cli(port: int, *args: str) -> str:
+    result = subprocess.run(
+        [shutil.which("redis-cli") or "redis-cli", "-h", "127.0.0.1", "-p", str(port), *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    return result.stdout
+
+
+@dataclass
+class RedisClusterNodes:
+    """Three masters in cluster mode, no replicas, slots spread evenly."""
+
+    nodes: list[Redis]
+
+    @property
+    def url(self) -> str:
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{node.port}" for node in self.nodes)
+
+    def healthy(self) -> bool:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            return all(
+                "cluster_state:ok" in node.command("CLUSTER", "INFO")
+                and node.command("CLUSTER", "SLOTS").strip() != ""
+                for node in self.nodes
+            )
+        return False
+
+
+@contextlib.contextmanager
+def run_redis_cluster(masters: int = 3) -> Iterator[RedisClusterNodes]:
+    """A Redis Cluster of `masters` nodes on free loopback ports (each with its own bus port:
+    the default, port + 10000, may not exist for an ephemeral port)."""
+    root = Path(tempfile.mkdtemp(prefix="llmgw-redis-cluster-"))
+    cluster = RedisClusterNodes([])
+    try:
+        for index in range(masters):
+            folder = root / str(index)
+            folder.mkdir()
+            options: tuple[str, ...] = ("--cluster-enabled", "yes")
+            options += ("--cluster-config-file", "nodes.conf")
+            options += ("--cluster-port", str(free_port()), "--cluster-node-timeout", "2000")
+            node = Redis(free_port(), folder, options=options)
+            cluster.nodes.append(node)
+            node.start()
+        addresses = [f"127.0.0.1:{node.port}" for node in cluster.nodes]
+        cluster.nodes[0].command(
+            "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"
+        )
+        wait_until(cluster.healthy, timeout=30, interval=0.1)
+        yield cluster
+    finally:
+        for node in cluster.nodes:
+            node.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@dataclass
+class RedisSentinels:
+    """A primary, its replica and sentinels watching them (service `SERVICE`)."""
+
+    SERVICE = "gateway"
+    primary: Redis
+    replica: Redis
+    sentinels: list[subprocess.Popen[bytes]]
+    ports: list[int]
+
+    @property
+    def url(self) -> str:
+        hosts = ",".join(f"127.0.0.1:{port}" for port in self.ports)
+        return f"redis+sentinel://{hosts}/{self.SERVICE}/0"
+
+    def master_port(self) -> int:
+        """The primary's port, as the first sentinel reports it."""
+        reply = redis_cli(self.ports[0], "SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.SERVICE)
+        return int(reply.split()[1])
+
+    def ready(self) -> bool:
+        """Every sentinel knows the replica and every other sentinel, and the replica is in
+        sync: a failover can happen."""
+        try:
+            return self._ready()
+        except subprocess.CalledProcessError:
+            return False
+
+    def _ready(self) -> bool:
+        for port in self.ports:
+            state = redis_cli(port, "SENTINEL", "MASTER", self.SERVICE).split()
+            fields = dict(zip(state[::2], state[1::2], strict=False))
+            if fields.get("num-slaves") != "1":
+                return False
+            if fields.get("num-other-sentinels") != str(len(self.ports) - 1):
+                return False
+        return "master_link_status:up" in self.replica.command("INFO", "replication")
+
+
+@contextlib.contextmanager
+def run_redis_sentinel(sentinels: int = 3) -> Iterator[RedisSentinels]:
+    """A primary and a replica watched by `sentinels` sentinels (a majority to fail over), quick
+    to act: a primary silent for 1 s is down, and a failover may retry after 2 s."""
+    root = Path(tempfile.mkdtemp(prefix="llmgw-redis-sentinel-"))
+    started: list[subprocess.Popen[bytes]] = []
+    primary = Redis(free_port(), root / "primary")
+    replica = Redis(free_port(), root / "replica")
+    replica.options = ("--replicaof", "127.0.0.1", str(primary.port))
+    ports = [free_port() for _ in range(sentinels)]
+    try:
+        for server in (primary, replica):
+            server.data_dir.mkdir()
+            server.start()
+        for port in ports:
+            conf = root / f"sentinel-{port}.conf"
+            service = RedisSentinels.SERVICE
+            conf.write_text(
+                f"port {port}\nbind 127.0.0.1\ndir {root}\n"
+                f"sentinel monitor {service} 127.0.0.1 {primary.port} {sentinels // 2 + 1}\n"
+                f"sentinel down-after-milliseconds {service} 1000\n"
+                f"sentinel failover-timeout {service} 2000\n"
+            )
+            binary = shutil.which("redis-sentinel")
+            command = [binary, str(conf)] if binary else ["redis-server", str(conf), "--sentinel"]
+            started.append(subprocess.Popen(command, stdout=subprocess.DEVNULL))
+        setup = RedisSentinels(primary, replica, started, ports)
+        wait_until(setup.ready, timeout=30, interval=0.1)
+        yield setup
+    finally:
+        for process in started:
+            process.kill()
+            process.wait(timeout=10)
+        for server in (primary, replica):
+            server.stop()
         shutil.rmtree(root, ignore_errors=True)
 
 

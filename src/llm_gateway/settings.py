@@ -19,6 +19,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from llm_gateway.state.redis_link import parse_redis_url
+
 DEFAULT_SQLITE_FILE = "llm-gateway.db"
 MIN_ADMIN_KEY_LENGTH = 16
 PLACEHOLDER_SECRETS = {"changeme", "change-me", "my-secret-admin-key", "admin", "secret"}
@@ -80,8 +82,11 @@ class Settings(BaseSettings):
         admin_key_generated = key_file is not None and not key_file.exists()
         admin_key = self._resolve_admin_key(sqlite_path)
         secret_key = self._resolve_secret_key(sqlite_path)
-        if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
-            raise ConfigError("invalid REDIS_URL: expected redis://, rediss:// or unix://")
+        if self.redis_url:
+            try:
+                parse_redis_url(self.redis_url)
+            except ValueError as exc:
+                raise ConfigError(f"invalid REDIS_URL: {exc}") from None
         origins = tuple(o.strip() for o in (self.cors_origin or "").split(",") if o.strip())
         return Config(
             database_url=database_url,

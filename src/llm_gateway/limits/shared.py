@@ -21,12 +21,11 @@ import uuid
 from collections import defaultdict
 from typing import Any
 
-from redis.exceptions import RedisError
-
 from llm_gateway.limits import window
 from llm_gateway.limits.local import Admission, Headers, LocalLimiter, decide
 from llm_gateway.limits.policy import KeyPolicy
 from llm_gateway.state.bus import ChangeBus
+from llm_gateway.state.redis_link import UNAVAILABLE
 from llm_gateway.state.shared_budget import RESERVE_FUNCTIONS
 
 log = logging.getLogger("llm_gateway.redis")
@@ -115,7 +114,7 @@ class SharedLimiter:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        with contextlib.suppress(RedisError, OSError):
+        with contextlib.suppress(*UNAVAILABLE):
             await self._send_settlements()
             await self._bus.client.zrem(PROCESSES, self._bus.instance)
 
@@ -158,7 +157,7 @@ class SharedLimiter:
                 args += budget[1]
             try:
                 result = await self._take(keys=keys, args=args)
-            except (RedisError, OSError) as exc:
+            except UNAVAILABLE as exc:
                 self._warn(exc)
             else:
                 if self._failing or self.local_mode:
@@ -188,8 +187,8 @@ class SharedLimiter:
         return self.local.take(key_id, policy, tokens, now, self.processes)
 
     async def peek(self, key_id: uuid.UUID, policy: KeyPolicy, now: float) -> Headers:
-        """The key's headers as its windows stand now, taking nothing (one MGET; only for
-        answers refused before admission, which never go upstream)."""
+        """The key's headers as its windows stand now, taking nothing (one MGET of one hash
+        tag's keys; only for answers refused before admission, which never go upstream)."""
         if self.usable:
             index, elapsed = window.window_index(now)
             names = [
@@ -197,7 +196,7 @@ class SharedLimiter:
             ]
             try:
                 values = await self._bus.client.mget(names)
-            except (RedisError, OSError) as exc:
+            except UNAVAILABLE as exc:
                 self._warn(exc)
             else:
                 counts = [max(0, int(value)) if value is not None else 0 for value in values]
@@ -221,7 +220,7 @@ class SharedLimiter:
             return
         batch = dict(self._settlements)
         self._settlements.clear()
-        pipe = self._bus.client.pipeline(transaction=False)
+        pipe = self._bus.client.pipeline(transaction=False)  # on a Cluster: split by node
         for (key_id, index), delta in batch.items():
             if delta:
                 name = counter_key(key_id, "t", index)
@@ -234,7 +233,7 @@ class SharedLimiter:
             await asyncio.sleep(SETTLE_SECONDS)
             try:
                 await self._send_settlements()
-            except (RedisError, OSError) as exc:
+            except UNAVAILABLE as exc:
                 # A correction of estimates: lost, it only makes the window's view cruder.
                 log.debug("token settlements not sent (%s)", type(exc).__name__)
 
@@ -251,10 +250,10 @@ class SharedLimiter:
     async def _heartbeat_forever(self) -> None:
         # Known to Redis before the first request needs it (else that request's call would
         # be refused as unknown, and sent again after loading it).
-        with contextlib.suppress(RedisError, OSError):
+        with contextlib.suppress(*UNAVAILABLE):
             await self._bus.client.script_load(_TAKE)
         while True:
-            with contextlib.suppress(RedisError, OSError):  # the count is remembered
+            with contextlib.suppress(*UNAVAILABLE):  # the count is remembered
                 await self.heartbeat()
             await asyncio.sleep(HEARTBEAT_SECONDS)
 

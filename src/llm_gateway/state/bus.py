@@ -19,7 +19,8 @@ process then skips it within a notice's delivery time, with no Redis round trip 
 
 Redis is an accelerator: when it is down, requests are served from the caches, admin writes
 still succeed, counts wait locally (and still reach the database), and the link reconnects with
-backoff and resyncs.
+backoff and resyncs. One server, Sentinel and Cluster are all reached through `redis_link`; every
+command here names one key, or keys of one key's hash tag, so each runs on a Cluster as is.
 """
 
 from __future__ import annotations
@@ -35,12 +36,12 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-import redis.asyncio as redis
 from redis.asyncio.client import Pipeline
-from redis.exceptions import RedisError
+from redis.asyncio.cluster import ClusterPipeline
 
 from llm_gateway.routing.health import DeploymentHealth
 from llm_gateway.state.cache import KeyEntry
+from llm_gateway.state.redis_link import UNAVAILABLE, RedisLink
 from llm_gateway.state.store import Store
 
 log = logging.getLogger("llm_gateway.redis")
@@ -48,6 +49,7 @@ log = logging.getLogger("llm_gateway.redis")
 CHANNEL = "llm-gateway:changes"
 COOLDOWNS = "llm-gateway:cooldowns"
 RECENT_SECONDS = 120.0
+MAX_BACKOFF_SECONDS = 2.0  # between attempts to subscribe again (a new primary is found fast)
 
 
 COUNTER_TTL_SECONDS = 7 * 24 * 3600  # an idle key's counter is rebuilt from the database
@@ -82,9 +84,8 @@ class ChangeBus:
     ) -> None:
         self.store = store
         self.instance = os.urandom(8).hex()
-        self.client = redis.from_url(url, socket_connect_timeout=1, socket_timeout=2)
-        # The subscriber blocks on reads, so it has no read timeout; health checks find dead links.
-        self._subscriber = redis.from_url(url, socket_connect_timeout=1, health_check_interval=5)
+        self.link = RedisLink(url)
+        self.client = self.link.client
         self.resync_seconds = resync_seconds
         self.sync_interval = sync_interval
         self.connected = False
@@ -107,10 +108,9 @@ class ChangeBus:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, *self._notices, return_exceptions=True)
-        with contextlib.suppress(RedisError, OSError):
+        with contextlib.suppress(*UNAVAILABLE):
             await self.sync_usage()
-        await self.client.aclose()
-        await self._subscriber.aclose()
+        await self.link.aclose()
 
     def counted(self, key_id: uuid.UUID, tokens: int, cost: int, period: datetime | None) -> None:
         """Called by the usage ledger for every charge."""
@@ -141,8 +141,8 @@ class ChangeBus:
             if kind == "key_reset":
                 # Counted before the reset (the key's new counter starts from the database).
                 self.unshared.pop(uuid.UUID(ident), None)
-            await self.client.publish(CHANNEL, message)
-        except (RedisError, OSError) as exc:
+            await self.link.publish(CHANNEL, message)
+        except UNAVAILABLE as exc:
             # The database already has the change; other processes pick it up on resync.
             log.warning("change notice not published (%s); peers resync later", type(exc).__name__)
 
@@ -185,18 +185,15 @@ class ChangeBus:
     ) -> None:
         ident = str(deployment_id)
         notice = {"until": until, "level": level, "error": error}
-        pipe = self.client.pipeline(transaction=False)
-        if until:
-            pipe.hset(COOLDOWNS, ident, orjson.dumps(notice))
-        else:
-            pipe.hdel(COOLDOWNS, ident)
-        pipe.publish(
-            CHANNEL,
-            orjson.dumps({"kind": "cooldown", "id": ident, "origin": self.instance, **notice}),
-        )
+        message = {"kind": "cooldown", "id": ident, "origin": self.instance, **notice}
         try:
-            await pipe.execute()
-        except (RedisError, OSError) as exc:
+            # Two calls (on a Cluster the hash and the channel may live on different nodes).
+            if until:
+                await self.client.hset(COOLDOWNS, ident, orjson.dumps(notice))
+            else:
+                await self.client.hdel(COOLDOWNS, ident)
+            await self.link.publish(CHANNEL, orjson.dumps(message))
+        except UNAVAILABLE as exc:
             log.warning(
                 "cooldown not shared (%s); other processes find it themselves", type(exc).__name__
             )
@@ -221,35 +218,30 @@ class ChangeBus:
     async def _listen_forever(self) -> None:
         backoff = 0.1
         while True:
-            pubsub = self._subscriber.pubsub()
             try:
-                await pubsub.subscribe(CHANNEL)
-                if not self.connected:
-                    log.info("redis connected; resyncing caches")
-                self.connected = True
-                backoff = 0.1
-                await self._resync()
-                try:
-                    await self.load_cooldowns()
-                except (ValueError, TypeError) as exc:  # a malformed entry; skip them all
-                    log.warning("shared cooldowns not read: %s", type(exc).__name__)
-                async for message in pubsub.listen():
-                    if message.get("type") == "message":
+                async with self.link.subscribe(CHANNEL) as messages:
+                    if not self.connected:
+                        log.info("redis connected; resyncing caches")
+                    self.connected = True
+                    backoff = 0.1
+                    await self._resync()
+                    try:
+                        await self.load_cooldowns()
+                    except (ValueError, TypeError) as exc:  # a malformed entry; skip them all
+                        log.warning("shared cooldowns not read: %s", type(exc).__name__)
+                    async for data in messages:
                         try:
-                            await self.apply(message["data"])
+                            await self.apply(data)
                         except Exception as exc:
                             log.warning("change notice not applied: %s", type(exc).__name__)
-            except (RedisError, OSError) as exc:
+            except UNAVAILABLE as exc:
                 if self.connected:
                     log.warning(
                         "redis connection lost (%s); serving from caches", type(exc).__name__
                     )
                 self.connected = False
-            finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
             await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 5.0)
+            backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
 
     async def _resync(self) -> None:
         try:
@@ -274,6 +266,8 @@ class ChangeBus:
         batch = dict(self.unshared)
         self.unshared.clear()
         cache = self.store.cache
+        # Not a transaction: on a Cluster the client splits it by node (each key's commands
+        # stay in order on its node).
         pipe = self.client.pipeline(transaction=False)
         # (key, period, position of the usage total, of the cost total) in the results
         reads: list[tuple[uuid.UUID, datetime | None, int, int | None]] = []
@@ -295,7 +289,7 @@ class ChangeBus:
             reads.append((key_id, entry.period, usage_at, cost_at))
         try:
             results = await pipe.execute()
-        except (RedisError, OSError):
+        except UNAVAILABLE:
             for key_id, unshared in batch.items():
                 self.take_unshared(key_id, unshared)
             raise
@@ -324,7 +318,7 @@ class ChangeBus:
             entry.cost_used = int(results[cost_at]) + (unshared.cost if unshared else 0)
 
     def add_increment(
-        self, pipe: Pipeline, key_id: uuid.UUID, unshared: Unshared
+        self, pipe: Pipeline | ClusterPipeline, key_id: uuid.UUID, unshared: Unshared
     ) -> tuple[int, int | None]:
         """Queue the commands adding these counts to the key's counters; returns where the
         new totals (usage, cost) will be in the pipeline's results.
@@ -355,7 +349,7 @@ class ChangeBus:
             try:
                 await self.sync_usage()
                 failing = False
-            except (RedisError, OSError) as exc:
+            except UNAVAILABLE as exc:
                 if not failing:
                     log.warning(
                         "usage sync with redis failed (%s); counting locally", type(exc).__name__

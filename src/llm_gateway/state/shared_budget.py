@@ -24,10 +24,9 @@ import time
 import uuid
 from typing import Any
 
-from redis.exceptions import RedisError
-
 from llm_gateway.state.bus import ChangeBus, Unshared, counter_name
 from llm_gateway.state.cache import KeyEntry
+from llm_gateway.state.redis_link import UNAVAILABLE
 
 log = logging.getLogger("llm_gateway.redis")
 
@@ -125,7 +124,7 @@ class SharedBudget:
         self.asked += 1
         try:
             admitted = await self._reserve(keys=keys, args=args)
-        except (RedisError, OSError) as exc:
+        except UNAVAILABLE as exc:
             self.unreachable(exc)
             return ""
         return self.answered(bool(admitted), member)
@@ -153,12 +152,13 @@ class SharedBudget:
         task.add_done_callback(self._settling.discard)
 
     async def _settle(self, key_id: uuid.UUID, member: str, unshared: Unshared) -> None:
+        # One transaction: the key's counters and reservations share its hash tag (one slot).
         pipe = self._bus.client.pipeline(transaction=True)
         usage_at, cost_at = self._bus.add_increment(pipe, key_id, unshared)
         pipe.zrem(reservations_name(key_id), member)
         try:
             results = await pipe.execute()
-        except (RedisError, OSError) as exc:
+        except UNAVAILABLE as exc:
             # The periodic sync pushes the counts later; the reservation expires on its own.
             self._bus.take_unshared(key_id, unshared)
             self.unreachable(exc)

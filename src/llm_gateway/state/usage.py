@@ -98,7 +98,9 @@ class UsageLedger:
     async def flush_locked(self, engine: AsyncEngine) -> int:
         if not self.pending:
             return 0
-        batch = dict(self.pending)
+        # Keys in one order in every process: concurrent flushes of the same keys then queue
+        # on their row locks instead of deadlocking.
+        batch = dict(sorted(self.pending.items()))
         self.pending.clear()
         dropped = 0
         try:
@@ -130,7 +132,9 @@ class UsageLedger:
         while True:
             await asyncio.sleep(interval)
             try:
-                await self.flush(engine)
+                # Shielded: a stop while a flush runs lets it finish (the final flush at
+                # shutdown waits for it on the lock) rather than losing or repeating its batch.
+                await asyncio.shield(self.flush(engine))
                 if failing:
                     log.warning("usage flush recovered")
                 failing = False
