@@ -422,3 +422,19 @@ def test_steady_state_proxying_makes_no_database_queries(setup: Setup) -> None:
     background = ("UPDATE user_keys SET tokens_used", "INSERT INTO request_logs")
     assert [s for s in statements if not s.startswith(background)] == []
     assert runtime.log_writer.dropped == 0
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/models"])
+def test_a_missing_authorization_header_is_named_as_missing(setup: Setup, path: str) -> None:
+    method = "GET" if path == "/v1/models" else "POST"
+    body = {"model": "gpt-4o", "messages": say()}
+    missing = httpx.request(method, setup.gateway.url + path, json=body)
+    wrong = httpx.request(
+        method, setup.gateway.url + path, json=body, headers={"Authorization": "Bearer sk-no"}
+    )
+    assert_openai_error(missing, 401, "invalid_api_key")
+    assert_openai_error(wrong, 401, "invalid_api_key")
+    assert "No API key provided" in missing.json()["error"]["message"]
+    assert "Authorization header" in missing.json()["error"]["message"]
+    assert "Incorrect API key" in wrong.json()["error"]["message"]
+    assert setup.seen() == []

@@ -17,6 +17,17 @@ from llm_gateway.state.cache import Cache, KeyEntry
 INVALID_KEY = AuthenticationError(
     "Incorrect API key provided. Use a key issued by this gateway as a Bearer token."
 )
+MISSING_KEY = AuthenticationError(
+    "No API key provided: send a key issued by this gateway in the Authorization header "
+    "(Authorization: Bearer sk-...)."
+)
+
+
+def refusal(authorization: bytes | None, throttled: bool) -> AuthenticationError | ThrottledError:
+    """What a request whose key was not found is told: a missing header is named as such."""
+    if throttled:
+        return TOO_MANY_FAILURES
+    return MISSING_KEY if authorization is None else INVALID_KEY
 
 
 TOO_MANY_FAILURES = ThrottledError(

@@ -11,12 +11,11 @@ import orjson
 from llm_gateway.errors import BadRequest
 from llm_gateway.proxy.asgi import JSON_CONTENT_TYPE, Receive, Scope, Send, send_bytes, send_error
 from llm_gateway.proxy.auth import (
-    INVALID_KEY,
-    TOO_MANY_FAILURES,
     authenticate,
     authorization_header,
     client_address,
     expired,
+    refusal,
 )
 from llm_gateway.runtime import Runtime
 
@@ -36,10 +35,11 @@ class ModelList:
             return
         store = self.rt.store
         assert store is not None
-        key = authenticate(store.cache, authorization_header(scope["headers"]))
+        authorization = authorization_header(scope["headers"])
+        key = authenticate(store.cache, authorization)
         if key is None:
             throttled = self.rt.auth_throttle.failed(client_address(scope))
-            await send_error(send, TOO_MANY_FAILURES if throttled else INVALID_KEY, [])
+            await send_error(send, refusal(authorization, throttled), [])
             return
         policy = key.policy
         if policy is not None and policy.expired(store.clock()):

@@ -46,11 +46,10 @@ from llm_gateway.proxy.asgi import (
 )
 from llm_gateway.proxy.attempt import Failed, Streaming, attempt
 from llm_gateway.proxy.auth import (
-    INVALID_KEY,
-    TOO_MANY_FAILURES,
     authenticate,
     client_address,
     expired,
+    refusal,
 )
 from llm_gateway.proxy.endpoints.base import Endpoint, Exchange, ProxyRequest, cap_output
 from llm_gateway.proxy.gate import Gate, fallback_check
@@ -105,9 +104,9 @@ class Proxy:
         key = authenticate(store.cache, authorization)
         if key is None:
             throttled = self.rt.auth_throttle.failed(client_address(scope))
-            refusal = TOO_MANY_FAILURES if throttled else INVALID_KEY
-            await reply.error(refusal)
-            self._log_access("POST", refusal.status, started, gateway_id, None, None)
+            refused = refusal(authorization, throttled)
+            await reply.error(refused)
+            self._log_access("POST", refused.status, started, gateway_id, None, None)
             return
 
         call = CallRecord(gateway_id, key.id, started, endpoint.name)
