@@ -11,9 +11,8 @@ are keys of the line's JSON object. `GATEWAY_ACCESS_LOG=false` leaves the middle
 log level above `info` skips its work.
 
 The proxy endpoints write their own line (`write`) when a call ends: they know every field, and
-the hot path is spared a wrapper around each `send`. The middleware covers every other path.
-Handlers behind it may add what only they know through a dict it puts in the ASGI scope under
-`ACCESS_SCOPE_KEY`: `scope[ACCESS_SCOPE_KEY]["key"] = <key name>`, `...["model"] = <model>`.
+the hot path is spared a wrapper around each `send`. The middleware covers every other path
+(no key or model there).
 """
 
 from __future__ import annotations
@@ -21,14 +20,12 @@ from __future__ import annotations
 import logging
 import re
 import time
-from typing import Any
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from llm_gateway.logging_setup import direct_handler
 
-ACCESS_SCOPE_KEY = "llm_gateway.access"
 _REQUEST_ID_HEADER = b"x-gateway-request-id"
 _FORMAT = "%s %s %s %.2fms id=%s key=%s model=%s"
 _PLAIN = re.compile(r"[!#-~]+")  # printable ASCII without space and `"`: written as it is
@@ -40,19 +37,11 @@ class AccessLog:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    def __getattr__(self, name: str) -> Any:
-        """The wrapped app's attributes show through (`create_app(...).runtime`)."""
-        if name == "app":
-            raise AttributeError(name)
-        return getattr(self.app, name)
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not log.isEnabledFor(logging.INFO):
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        info: dict[str, Any] = {}
-        scope[ACCESS_SCOPE_KEY] = info
         status = 0
         request_id: str | None = None
 
@@ -73,26 +62,11 @@ class AccessLog:
             raise
         finally:
             ms = (time.perf_counter() - started) * 1000
-            _write(scope["method"], scope["path"], status, ms, request_id, info)
+            write(scope["method"], scope["path"], status, ms, request_id, None, None)
 
 
 def enabled() -> bool:
     return log.isEnabledFor(logging.INFO)
-
-
-def _write(
-    method: str, path: str, status: int, ms: float, request_id: str | None, info: dict[str, Any]
-) -> None:
-    key, model = info.get("key"), info.get("model")
-    write(
-        method,
-        path,
-        status,
-        ms,
-        request_id,
-        None if key is None else str(key),
-        None if model is None else str(model),
-    )
 
 
 def write(
