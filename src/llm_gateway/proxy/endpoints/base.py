@@ -133,6 +133,12 @@ def upstream_headers(
     return headers
 
 
+def with_model(raw: bytes, payload: dict[str, Any], deployment: Deployment) -> bytes:
+    """The client's bytes, unless the deployment calls the model by another name."""
+    upstream = deployment.upstream_model
+    return raw if upstream == payload["model"] else orjson.dumps({**payload, "model": upstream})
+
+
 def json_usage(body: bytes) -> Any:
     """The `usage` object of a JSON body, read only when the body mentions one."""
     if b'"usage"' not in body:

@@ -23,6 +23,7 @@ from llm_gateway.proxy.endpoints.base import (
     required_model,
     stream_flag,
     upstream_headers,
+    with_model,
 )
 from llm_gateway.proxy.sse import ChatTap, EventUsageTap, TranslatedStream
 from llm_gateway.routing.table import Deployment
@@ -62,7 +63,7 @@ class MessagesCall:
         if MESSAGES in endpoints:
             return Exchange(
                 url=deployment.base_url + "/messages",
-                body=_with_model(self.raw, self.payload, deployment),
+                body=with_model(self.raw, self.payload, deployment),
                 headers=upstream_headers(deployment, client_headers, self.stream),
                 stream_relay=lambda: EventUsageTap(_event_usage, _error_event),
             )
@@ -113,7 +114,7 @@ class CountTokensCall:
         if MESSAGES in deployment.kind.endpoints:
             return Exchange(
                 url=deployment.base_url + "/messages/count_tokens",
-                body=_with_model(self.raw, self.payload, deployment),
+                body=with_model(self.raw, self.payload, deployment),
                 headers=upstream_headers(deployment, client_headers, False),
                 stream_relay=lambda: ChatTap(False),
             )
@@ -148,12 +149,6 @@ class Messages:
 
     def serves(self, deployment: Deployment) -> bool:
         return bool(deployment.kind.endpoints & {MESSAGES, CHAT})
-
-
-def _with_model(raw: bytes, payload: dict[str, Any], deployment: Deployment) -> bytes:
-    """The client's bytes, unless the deployment calls the model by another name."""
-    upstream = deployment.upstream_model
-    return raw if upstream == payload["model"] else orjson.dumps({**payload, "model": upstream})
 
 
 def _event_usage(event: Any) -> Usage | None:

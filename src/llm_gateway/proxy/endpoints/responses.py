@@ -19,6 +19,7 @@ from llm_gateway.proxy.endpoints.base import (
     responses_usage,
     stream_flag,
     upstream_headers,
+    with_model,
 )
 from llm_gateway.proxy.sse import EventUsageTap, TranslatedStream
 from llm_gateway.routing.table import Deployment
@@ -60,14 +61,9 @@ class ResponsesCall:
         return responses_usage(json_usage(body))
 
     def _native(self, deployment: Deployment, client_headers: Headers) -> Exchange:
-        upstream = deployment.upstream_model
-        if upstream == self.model:
-            body = self.raw
-        else:
-            body = orjson.dumps({**self.payload, "model": upstream})
         return Exchange(
             url=deployment.base_url + "/responses",
-            body=body,
+            body=with_model(self.raw, self.payload, deployment),
             headers=upstream_headers(deployment, client_headers, self.stream),
             stream_relay=lambda: EventUsageTap(_terminal_usage, _failed_event),
         )
