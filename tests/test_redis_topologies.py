@@ -251,6 +251,12 @@ def test_on_a_cluster_a_cooldown_found_by_one_process_is_honoured_by_the_other(
         assert len(upstream.requests(f"{upstream.url}/behave/id={run}-dead")) == 1
 
 
+def _failures(pair: Pair) -> str:
+    """What the gateways logged beyond their successful calls (for a failed assertion)."""
+    lines = (line for gateway in pair for line in gateway.log().splitlines())
+    return "\n".join(line for line in lines if " 200 " not in line)[-6000:]
+
+
 def _model_names(gateway: GatewayProcess, key: str) -> list[str]:
     listed = httpx.get(gateway.url + "/v1/models", headers={"Authorization": f"Bearer {key}"})
     return [model["id"] for model in listed.json()["data"]] if listed.status_code == 200 else []
@@ -309,7 +315,7 @@ def test_with_sentinel_killing_the_primary_under_traffic_loses_no_request(
             for run in runs:
                 run.result(timeout=30)
         rate = len(statuses) / (time.monotonic() - started)
-        assert set(statuses) == {200}, sorted(set(statuses))
+        assert set(statuses) == {200}, (sorted(set(statuses)), _failures(pair))
         assert revoked < 1.0, revoked
         assert rejoined - promoted < 5.0, (promoted - killed, rejoined - promoted)
         # The database has every answered call, once.

@@ -83,7 +83,9 @@ def decide(
     tpm = None
     if policy.rpm_limit is not None:
         rpm = policy.rpm_limit if share == 1 else max(1, policy.rpm_limit // share)
-        level = max(0, requests_previous) * weight + max(0, requests_current)
+        level = (requests_previous * weight if requests_previous > 0 else 0.0) + (
+            requests_current if requests_current > 0 else 0
+        )
         if not admitted and level + 1 > rpm:
             refused = REQUESTS
             wait = window.wait_for_room(requests_previous, requests_current, elapsed, rpm, 1)
@@ -92,8 +94,10 @@ def decide(
         )
     if policy.tpm_limit is not None:
         tpm = policy.tpm_limit if share == 1 else max(1, policy.tpm_limit // share)
-        level = max(0, tokens_previous) * weight + max(0, tokens_current)
-        amount = min(tokens, tpm)
+        level = (tokens_previous * weight if tokens_previous > 0 else 0.0) + (
+            tokens_current if tokens_current > 0 else 0
+        )
+        amount = tokens if tokens < tpm else tpm
         if not admitted and level + amount > tpm:
             refused = refused or TOKENS
             wait = max(
@@ -106,7 +110,7 @@ def decide(
     if refused is not None:
         headers.append((b"retry-after", str(max(1, math.ceil(wait))).encode()))
         headers.append((b"retry-after-ms", str(max(1, round(wait * 1000))).encode()))
-    taken = min(tokens, tpm) if admitted and tpm is not None else 0
+    taken = (tokens if tokens < tpm else tpm) if admitted and tpm is not None else 0
     return Admission(refused, wait, headers, index, taken)
 
 
@@ -134,11 +138,28 @@ def _describe(
         reset = window.WINDOW_SECONDS - elapsed
     else:
         reset = 0.0
-    headers += (
-        (names[0], str(limit).encode()),
-        (names[1], str(int(left) if left > 0 else 0).encode()),
-        (names[2], window.duration_text(reset).encode()),
-    )
+    limit_text = _NUMBERS.get(limit)
+    if limit_text is None:
+        limit_text = str(limit).encode()
+        if len(_NUMBERS) < 10_000:
+            _NUMBERS[limit] = limit_text
+    headers.append((names[0], limit_text))
+    headers.append((names[1], str(int(left)).encode() if left > 0 else b"0"))
+    headers.append((names[2], _reset_text(reset)))
+
+
+_NUMBERS: dict[int, bytes] = {}  # the limits' header values (a few per configured key)
+_LONG_RESETS = {  # a reset a minute or more away, by whole seconds: "1m0s" ... "2m0s"
+    seconds: window.duration_text(seconds).encode() for seconds in range(60, 121)
+}
+
+
+def _reset_text(seconds: float) -> bytes:
+    """`window.duration_text` as header bytes; a table for the usual case, resets of a minute
+    or more (every key that took something in the current window)."""
+    if seconds > 60:
+        return _LONG_RESETS[min(120, math.ceil(seconds))]
+    return window.duration_text(seconds).encode()
 
 
 class LocalLimiter:
