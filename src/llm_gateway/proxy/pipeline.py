@@ -26,7 +26,6 @@ import asyncio
 import logging
 import os
 import time
-from typing import Any
 
 import orjson
 
@@ -51,6 +50,7 @@ from llm_gateway.proxy.auth import (
     expired,
     refusal,
 )
+from llm_gateway.proxy.disconnect import DisconnectWatch
 from llm_gateway.proxy.endpoints.base import Endpoint, Exchange, ProxyRequest, cap_output
 from llm_gateway.proxy.gate import Gate, fallback_check
 from llm_gateway.proxy.record import CallRecord
@@ -142,7 +142,7 @@ class Proxy:
 
         task = asyncio.current_task()
         assert task is not None
-        watcher = asyncio.create_task(_cancel_on_disconnect(receive, task, call))
+        watch = DisconnectWatch(receive, task, call)
         served: ModelRoute | None = None
         try:
             served = await self._serve(request, route, policy, client_headers, reply, call)
@@ -161,7 +161,7 @@ class Proxy:
             self._finish(call, call.served_route)
             raise
         finally:
-            watcher.cancel()
+            watch.stop()
             call.release(store.cache)  # whatever happened, the reservation ends with the call
         self._finish(call, served)
 
@@ -326,17 +326,6 @@ class Proxy:
         if self._access_log and access_log.enabled():
             ms = (time.perf_counter() - started) * 1000
             access_log.write(method, self.endpoint.path, status, ms, request_id, key, model)
-
-
-async def _cancel_on_disconnect(
-    receive: Receive, task: asyncio.Task[Any], call: CallRecord
-) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            call.client_gone = True
-            task.cancel()
-            return
 
 
 def _describe(outcome: Failed) -> str:
