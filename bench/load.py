@@ -183,6 +183,7 @@ class Row:
     json_rps: float = 0
     json_p50: float = 0
     json_p99: float = 0
+    json_p99_c64: float = 0  # wrk's p99 at 64 connections
     sse_rps: float | None = None
     sse_p50: float | None = None
     cpu_us: float | None = None
@@ -212,6 +213,7 @@ def measure(row: Row, target: Target, duration: float, ttfb_runs: int, raw: list
         row.cpu_us = (proc.cpu_seconds() - cpu_before) / max(1, loaded.requests) * 1e6
     single = measure_latency(target.json_url, target.json_body, target.key, single_seconds)
     row.json_rps, row.json_p50, row.json_p99 = loaded.rps, single.p50_ms, single.p99_ms
+    row.json_p99_c64 = loaded.p99_ms
     row.errors = loaded.errors + single.errors
     raw.append(f"## {row.label} — json c64\n```\n{loaded.raw}```\n")
     raw.append(f"## {row.label} — json c1\n{single}\n")

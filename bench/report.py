@@ -22,6 +22,10 @@ def _ratio(row: Row, reference: Row | None) -> str:
     return f"{json_part} / {row.sse_rps / reference.sse_rps:.2f}"
 
 
+def _times(value: float, reference: float | None) -> str:
+    return f" ({value / reference:.1f}x)" if reference else ""
+
+
 def _cells(row: Row, rows: dict[str, Row], with_lag: bool) -> list[str]:
     scenario = BY_NAME[row.name]
     direct = rows.get(scenario.direct or "")
@@ -35,6 +39,8 @@ def _cells(row: Row, rows: dict[str, Row], with_lag: bool) -> list[str]:
         row.label,
         f"{row.json_rps:,.0f}",
         f"{row.json_p50:.2f} / {row.json_p99:.2f} ms",
+        f"{row.json_p99_c64:.1f} ms"
+        + _times(row.json_p99_c64, floor.json_p99_c64 if floor else None),
         f"{row.json_p50 - direct.json_p50:+.2f} ms" if direct and not direct.note else "",
         "—" if row.sse_rps is None else f"{row.sse_rps:,.0f}",
         "—" if row.sse_p50 is None else f"{row.sse_p50:.2f} ms",
@@ -55,6 +61,7 @@ def table(rows: list[Row]) -> str:
         "row",
         "JSON req/s",
         "JSON p50 / p99 (1 conn)",
+        "JSON p99 @c64 (vs floor)",
         "overhead p50",
         "SSE streams/s",
         "SSE p50 (1 conn)",
@@ -94,8 +101,9 @@ def report(
         "embeddings rows are compared with the floor relaying the same embeddings answer. "
         "**vs gateway**: a ratio of the plain gateway row.",
         "- **overhead p50**: over the direct call to the mock (the embeddings rows: over the "
-        "direct embeddings call). The gateway's feature rows run on the same process after the "
-        "plain row, so their peak RSS is its high-water mark so far.",
+        "direct embeddings call). **JSON p99 @c64**: wrk's 99th percentile at 64 connections, "
+        "and its ratio to the floor's. The gateway's feature rows run on the same process after "
+        "the plain row, so their peak RSS is its high-water mark so far.",
     ]
     lines += [f"- {row.label}: {row.note}" for row in rows if row.note]
     if scaling_table:
