@@ -3,9 +3,10 @@
 Run: python bench/logs_partitions.py [--rows 10000000] [--days 30] [--repeat 5]. Starts its own
 PostgreSQL (temporary folder, free port), migrates to 0005 (one table), fills it server-side
 with generate_series (rows spread evenly over the last `--days` days), then times what
-`/admin/logs` and `/admin/stats` run (the service functions themselves, no HTTP), retention of one
-day by DELETE, the migration to partitions, and the same again on the partitioned table with
-retention of one day by dropping its partition. Prints Markdown tables.
+`/admin/logs` runs (the service functions themselves, no HTTP), retention of one day by DELETE,
+the migration to partitions (0006), the migration that sums the rows into the hourly stats
+rollup (0007), and the same again on the partitioned table with `/admin/stats` (which reads the
+rollup), and retention of one day by dropping its partition. Prints Markdown tables.
 """
 
 from __future__ import annotations
@@ -96,7 +97,9 @@ def _shapes(now: datetime) -> dict[str, tuple[LogFilter, int]]:
     }
 
 
-async def _time_queries(engine: AsyncEngine, label: str, now: datetime, repeat: int) -> None:
+async def _time_queries(
+    engine: AsyncEngine, label: str, now: datetime, repeat: int, with_stats: bool
+) -> None:
     store = cast(Store, _Database(engine))
     print(f"\n### {label}\n\n| query | median ms | total (estimate?) |\n|---|---|---|")
     for name, (filters, page) in _shapes(now).items():
@@ -116,6 +119,8 @@ async def _time_queries(engine: AsyncEngine, label: str, now: datetime, repeat: 
     print(f"| exact count(*), the total before capping | {ms:.1f} | {counted:,} (no) |")
     ms, _ = await _median_ms(lambda: logs.get_log(store, counted // 2), repeat)
     print(f"| /admin/logs/{{id}} | {ms:.1f} | |")
+    if not with_stats:
+        return
     ms, _ = await _median_ms(lambda: stats.dashboard(store), repeat)
     print(f"| /admin/stats (dashboard) | {ms:.1f} | |")
     with _statement_times(engine) as spent:
@@ -170,7 +175,8 @@ async def _bench(dsn: str, rows: int, days: int, repeat: int) -> None:
             await conn.execute(sa.text("ANALYZE request_logs"))
         print(f"filled {rows:,} rows over {days} days in {time.monotonic() - started:.0f} s")
 
-        await _time_queries(engine, "one table (0005)", now, repeat)
+        # /admin/stats reads the rollup migration 0007 adds: timed on the partitioned table.
+        await _time_queries(engine, "one table (0005)", now, repeat, with_stats=False)
         started = time.monotonic()  # the retention job before: the oldest day, by DELETE
         deleted = await delete_expired(engine, days - 1)
         spent = time.monotonic() - started
@@ -181,15 +187,31 @@ async def _bench(dsn: str, rows: int, days: int, repeat: int) -> None:
         )
 
         started = time.monotonic()
-        await run_migrations(engine)
+        async with engine.begin() as conn:
+            await conn.run_sync(_upgrade, "0006")
         spent = time.monotonic() - started
         left = rows - deleted
         print(
             f"migration 0006 ({left:,} rows into {len(await list_partitions(engine))} partitions):"
             f" {spent:.0f} s, {left / spent:,.0f} rows/s"
         )
+        started = time.monotonic()
+        await run_migrations(engine)  # 0007: the hourly rollup, summed from the rows
+        spent = time.monotonic() - started
+        summed = {}
+        async with engine.begin() as conn:
+            for table in ("request_stats_hourly", "request_stats_daily"):
+                await conn.execute(sa.text(f"ANALYZE {table}"))
+                count = sa.text(f"SELECT count(*) FROM {table}")  # noqa: S608
+                summed[table] = int(await conn.scalar(count) or 0)
+        print(
+            f"migration 0007 ({left:,} rows summed into {summed['request_stats_hourly']:,} hourly"
+            f" and {summed['request_stats_daily']:,} daily rollup rows): {spent:.0f} s,"
+            f" {left / spent:,.0f} rows/s"
+        )
 
-        await _time_queries(engine, "partitioned by day (0006)", now, repeat)
+        label = "partitioned by day (0006), stats rollup (0007)"
+        await _time_queries(engine, label, now, repeat, with_stats=True)
         oldest = (await list_partitions(engine))[0].name
         async with engine.connect() as conn:
             count = await conn.scalar(sa.text(f'SELECT count(*) FROM "{oldest}"'))  # noqa: S608

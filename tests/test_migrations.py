@@ -36,7 +36,7 @@ async def _migrate_and_inspect(url: str) -> tuple[set[str], list[str], set[str]]
 def test_migrations_run_twice_in_a_row(database_url: str) -> None:
     tables, versions, indexes = asyncio.run(_migrate_and_inspect(database_url))
     assert tables >= EXPECTED_TABLES
-    assert versions == ["0006"]
+    assert versions == ["0007"]
     assert {
         "ix_request_logs_created_at",
         "ix_request_logs_user_key_created_at",
@@ -73,6 +73,6 @@ def test_processes_migrating_at_once_on_postgres(postgres_server: Postgres) -> N
         assert [code for code, _ in results] == [0, 0, 0, 0], results
         tables, versions, _ = asyncio.run(_migrate_and_inspect(url))
         assert tables >= EXPECTED_TABLES
-        assert versions == ["0006"]
+        assert versions == ["0007"]
     finally:
         postgres_server.drop_database(name)

@@ -417,9 +417,13 @@ def test_steady_state_proxying_makes_no_database_queries(setup: Setup) -> None:
             response.read()
     finally:
         event.remove(engine, "before_cursor_execute", count)
-    # The only statements are the background batch writers' (usage flush, request-log insert):
-    # no read and no per-request query on the request path.
-    background = ("UPDATE user_keys SET tokens_used", "INSERT INTO request_logs")
+    # The only statements are the background batch writers' (usage flush, request-log insert
+    # with its stats sums): no read and no per-request query on the request path.
+    background = (
+        "UPDATE user_keys SET tokens_used",
+        "INSERT INTO request_logs",
+        "INSERT INTO request_stats_",
+    )
     assert [s for s in statements if not s.startswith(background)] == []
     assert runtime.log_writer.dropped == 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -163,3 +164,37 @@ request_logs = sa.Table(
     sa.Index("ix_request_logs_model_created_at", "model_requested", "created_at"),
     sa.Index("ix_request_logs_endpoint_created_at", "endpoint", "created_at"),
 )
+
+# Sums of request_logs per UTC hour, and per UTC day, written by the log writer in the same
+# transaction as the rows (state/log_writer.py) and read by /admin/stats (the daily tier keeps
+# week-long and all-time figures from reading every hour of every key). Every key column is
+# NOT NULL, so that `INSERT ... ON CONFLICT` finds the row on both backends (NULLs never
+# conflict): '' stands for no model or no provider kind, NOT_ROUTED for no provider.
+NOT_ROUTED = uuid.UUID(int=0)
+STATS_KEY = ("user_key_id", "endpoint", "model_requested", "provider_id", "provider_kind")
+STATS_MEASURES = ("requests", "errors", "tokens", "latency_ms_sum", "cost_usd")
+
+
+def _stats_table(name: str, period: str) -> sa.Table:
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column(period, UTCDateTime, nullable=False),  # the start of the UTC hour or day
+        sa.Column("user_key_id", sa.Uuid, nullable=False),
+        sa.Column("endpoint", sa.String(32), nullable=False),
+        sa.Column("model_requested", sa.String(256), nullable=False),
+        sa.Column("provider_id", sa.Uuid, nullable=False),
+        sa.Column("provider_kind", sa.String(32), nullable=False),
+        sa.Column("requests", sa.BigInteger, nullable=False),
+        sa.Column("errors", sa.BigInteger, nullable=False),
+        sa.Column("tokens", sa.BigInteger, nullable=False),  # sum of total_tokens
+        sa.Column("latency_ms_sum", sa.BigInteger, nullable=False),
+        sa.Column("cost_usd", sa.Float, nullable=False),  # sum of the priced rows' cost_usd
+        # The conflict target of the writer's upsert; led by the period, so it also serves
+        # ranges of hours or days.
+        sa.PrimaryKeyConstraint(period, *STATS_KEY, name=f"pk_{name}"),
+    )
+
+
+request_stats_hourly = _stats_table("request_stats_hourly", "hour")
+request_stats_daily = _stats_table("request_stats_daily", "day")

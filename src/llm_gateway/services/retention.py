@@ -6,22 +6,32 @@ one by one. On SQLite (one table), and on a PostgreSQL table not partitioned, ro
 retention are deleted in small batches, each its own short transaction so the table is never
 locked for long; on PostgreSQL a transaction-scoped advisory lock lets one instance delete at a
 time. With a retention of 0 days nothing expires, but partitions are still made ahead.
+
+The stats rollups follow, to the hour: the rows of `request_stats_hourly` for the hours wholly
+before the log rows kept are deleted, and those of `request_stats_daily` for the days that begin
+before them (stats/`_since` reads a partly expired day from its hours).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from llm_gateway.db.tables import request_logs, utcnow
+from llm_gateway.db.tables import (
+    request_logs,
+    request_stats_daily,
+    request_stats_hourly,
+    utcnow,
+)
 from llm_gateway.services.partitions import (
     drop_expired_partitions,
     ensure_partitions,
     is_partitioned,
+    list_partitions,
 )
 
 log = logging.getLogger("llm_gateway.retention")
@@ -56,19 +66,36 @@ async def delete_expired(engine: AsyncEngine, days: int, batch_size: int = BATCH
         await asyncio.sleep(0.05)  # let other writers in between batches
 
 
+async def delete_stats_before(engine: AsyncEngine, hour: datetime) -> None:
+    """Delete the stats rollups' rows of the hours, and days, that begin before `hour`."""
+    async with engine.begin() as conn:
+        await conn.execute(
+            sa.delete(request_stats_hourly).where(request_stats_hourly.c.hour < hour)
+        )
+        await conn.execute(sa.delete(request_stats_daily).where(request_stats_daily.c.day < hour))
+
+
 async def expire(engine: AsyncEngine, days: int) -> None:
     """One run: partitions made ahead (PostgreSQL), then what is past `days` days removed."""
     await ensure_partitions(engine)
     if days <= 0:
         return
+    cutoff = utcnow() - timedelta(days=days)  # no later than the cutoff of the log rows
     if await is_partitioned(engine):
         dropped = await drop_expired_partitions(engine, days)
         if dropped:
             log.info("retention dropped request-log partitions %s", ", ".join(dropped))
-        return
-    deleted = await delete_expired(engine, days)
-    if deleted:
-        log.info("retention deleted %d request-log rows older than %d days", deleted, days)
+        # The days dropped, and before; not a day whose partition could not be dropped.
+        kept = datetime.combine(cutoff.date(), time(), UTC)
+        oldest = next((p for p in await list_partitions(engine) if not p.is_default), None)
+        if oldest is not None and oldest.lower is not None:
+            kept = min(kept, oldest.lower)
+    else:
+        deleted = await delete_expired(engine, days)
+        if deleted:
+            log.info("retention deleted %d request-log rows older than %d days", deleted, days)
+        kept = cutoff.replace(minute=0, second=0, microsecond=0)
+    await delete_stats_before(engine, kept)
 
 
 async def run_retention(engine: AsyncEngine, days: int, interval: float = 3600.0) -> None:

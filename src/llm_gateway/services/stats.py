@@ -1,4 +1,13 @@
-"""Dashboard numbers from the request logs, computed the same way on SQLite and PostgreSQL.
+"""Dashboard numbers from the rollups of the request logs, the same on SQLite and PostgreSQL.
+
+Every figure comes from `request_stats_hourly` and `request_stats_daily` (db/tables.py), which
+the log writer fills in the same transaction as the log rows, so no query here grows with the
+number of rows logged. Their grain is the UTC hour: the 24-hour figures are those of the 24
+hourly buckets ending with the current hour, the 7-day figures those of the hours from the
+start of the hour 7 days ago, and `total_requests` counts what retention has kept, to the hour.
+A span of hours is read from the hourly table up to the first day that retention keeps whole,
+then from the daily table (see `_since`): over 10 million rows from a thousand keys, a week is
+some 10,000 rollup rows to add up instead of 168,000 hourly ones.
 
 Costs are sums of the log rows' `cost_usd` (calls to unpriced models add nothing), per hour,
 model, provider and key.
@@ -6,158 +15,175 @@ model, provider and key.
 Usage per model has a row for each configured model only: a name counts as itself when it is a
 model in the models table (active or not), or when the request was routed to a provider (so a
 model deleted since keeps its history); any other name a client sent counts under
-`UNKNOWN_MODEL`. The request-log rows themselves keep the name as it was requested.
+`UNKNOWN_MODEL`. The request-log rows themselves keep the name as it was requested; requests
+with no model name are left out.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from llm_gateway.db.tables import models, providers, request_logs, user_keys, utcnow
+from llm_gateway.db.tables import (
+    NOT_ROUTED,
+    STATS_KEY,
+    STATS_MEASURES,
+    models,
+    providers,
+    request_stats_daily,
+    request_stats_hourly,
+    user_keys,
+    utcnow,
+)
 from llm_gateway.state.store import Store
 
 HOURS = 24
 UNKNOWN_MODEL = "(unknown)"  # where requests for names that are not configured models count
 
-
-def _hour_bucket(dialect: str) -> sa.ColumnElement[Any]:
-    created = request_logs.c.created_at
-    if dialect == "postgresql":
-        return sa.func.date_trunc("hour", sa.func.timezone("UTC", created))
-    return sa.func.strftime("%Y-%m-%d %H:00:00", created)
+_hourly, _daily = request_stats_hourly.c, request_stats_daily.c
 
 
-def _model_name() -> sa.ColumnElement[Any]:
-    c = request_logs.c
-    configured = sa.or_(c.provider_id.is_not(None), c.model_requested.in_(sa.select(models.c.name)))
-    return sa.case(
-        (configured, c.model_requested), else_=sa.literal(UNKNOWN_MODEL, literal_execute=True)
-    ).label("model")
+def _constant(value: Any, type_: Any = None) -> sa.ColumnElement[Any]:
+    """A value written into the SQL: an expression grouped by must read the same in SELECT and
+    GROUP BY, which bound parameters (a new one each time, on PostgreSQL) do not."""
+    return sa.literal(value, type_, literal_execute=True)
+
+
+def _next_day(instant: datetime) -> datetime:
+    day = instant.replace(hour=0, minute=0, second=0, microsecond=0)
+    return day if day == instant else day + timedelta(days=1)
+
+
+def _since(start: datetime, oldest: datetime) -> sa.Subquery:
+    """The rollup rows of the hours from `start`: hourly ones up to the first whole day, daily
+    ones from then on. Retention deletes the hours before the oldest kept and the days that
+    begin before it, so a day from the next one after `oldest` (the oldest hour left) is whole.
+    """
+    split = _next_day(max(start, oldest))
+    columns = (*STATS_KEY, *STATS_MEASURES)
+    return sa.union_all(
+        sa.select(*(_hourly[c] for c in columns)).where(
+            _hourly.hour >= start, _hourly.hour < split
+        ),
+        sa.select(*(_daily[c] for c in columns)).where(_daily.day >= split),
+    ).subquery("rollup")
 
 
 def _usd(value: Any) -> float:
     return round(float(value or 0), 9)
 
 
-def _as_hour(value: Any) -> datetime:
-    hour: datetime = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return hour.replace(tzinfo=UTC) if hour.tzinfo is None else hour.astimezone(UTC)
+def _avg_latency(latency_ms_sum: Any, requests: Any) -> float:
+    return round(int(latency_ms_sum) / int(requests), 1) if requests else 0.0
 
 
 async def dashboard(store: Store) -> dict[str, Any]:
-    now = utcnow()
-    day_ago = now - timedelta(hours=HOURS)
-    week_ago = now - timedelta(days=7)
-    c = request_logs.c
-    errors = sa.func.sum(sa.case((c.is_error, 1), else_=0))
-    cost = sa.func.sum(c.cost_usd)
-    bucket = _hour_bucket(store.engine.dialect.name).label("hour")
+    this_hour = utcnow().replace(minute=0, second=0, microsecond=0)
     async with store.engine.connect() as conn:
-        total = await conn.scalar(sa.select(sa.func.count()).select_from(request_logs)) or 0
-        day = (
-            await conn.execute(
-                sa.select(
-                    sa.func.count(),
-                    errors,
-                    sa.func.sum(c.total_tokens),
-                    sa.func.avg(c.latency_ms),
-                    cost,
-                ).where(c.created_at >= day_ago)
-            )
-        ).one()
-        hourly = await conn.execute(
-            sa.select(
-                bucket,
-                sa.func.count(),
-                errors,
-                sa.func.sum(c.total_tokens),
-                sa.func.avg(c.latency_ms),
-                cost,
-            )
-            .where(c.created_at >= day_ago)
-            .group_by(bucket)
+        oldest = await conn.scalar(sa.select(sa.func.min(_hourly.hour))) or this_hour
+        total = await conn.scalar(sa.select(sa.func.sum(_since(oldest, oldest).c.requests)))
+        last_day = await _last_hours(conn, this_hour)
+        last_week = await _usage(conn, _since(this_hour - timedelta(days=7), oldest))
+    return {"total_requests": int(total or 0), **last_day, **last_week}
+
+
+async def _last_hours(conn: AsyncConnection, this_hour: datetime) -> dict[str, Any]:
+    """The 24-hour totals and the figures of each of the 24 hours ending with this one."""
+    first_hour = this_hour - timedelta(hours=HOURS - 1)
+    found = await conn.execute(
+        sa.select(
+            _hourly.hour,
+            sa.func.sum(_hourly.requests),
+            sa.func.sum(_hourly.errors),
+            sa.func.sum(_hourly.tokens),
+            sa.func.sum(_hourly.latency_ms_sum),
+            sa.func.sum(_hourly.cost_usd),
         )
-        by_hour = {_as_hour(row[0]): row for row in hourly}
-        model = _model_name()
-        by_model = await conn.execute(
-            sa.select(model, sa.func.count(), sa.func.sum(c.total_tokens), cost)
-            .where(c.created_at >= week_ago, c.model_requested.is_not(None))
-            .group_by(model)
-            .order_by(sa.func.count().desc())
-        )
-        provider_name = sa.func.coalesce(providers.c.name, c.provider_kind).label("provider")
-        by_provider = await conn.execute(
-            sa.select(provider_name, sa.func.count(), errors, cost)
-            .select_from(request_logs.outerjoin(providers, c.provider_id == providers.c.id))
-            .where(c.created_at >= week_ago, c.provider_id.is_not(None))
-            .group_by(provider_name)
-            .order_by(sa.func.count().desc())
-        )
-        by_endpoint = await conn.execute(
-            sa.select(c.endpoint, sa.func.count(), errors, sa.func.sum(c.total_tokens))
-            .where(c.created_at >= week_ago)
-            .group_by(c.endpoint)
-            .order_by(sa.func.count().desc())
-        )
-        by_key = await conn.execute(
-            sa.select(
-                c.user_key_id, user_keys.c.name, sa.func.count(), sa.func.sum(c.total_tokens), cost
-            )
-            .select_from(request_logs.outerjoin(user_keys, c.user_key_id == user_keys.c.id))
-            .where(c.created_at >= week_ago)
-            .group_by(c.user_key_id, user_keys.c.name)
-            .order_by(sa.func.count().desc())
-        )
-        key_usage = [
+        .where(_hourly.hour.between(first_hour, this_hour))
+        .group_by(_hourly.hour)
+    )
+    by_hour = {hour: tuple(sums) for hour, *sums in found}
+    hours = [first_hour + timedelta(hours=n) for n in range(HOURS)]
+    # Per hour: requests, errors, tokens, latency_ms_sum, cost_usd.
+    sums = [by_hour.get(hour, (0, 0, 0, 0, 0.0)) for hour in hours]
+    requests, errors, tokens, latency_ms, cost = (sum(column) for column in zip(*sums, strict=True))
+    return {
+        "total_requests_24h": int(requests),
+        "total_errors_24h": int(errors),
+        "total_tokens_24h": int(tokens),
+        "avg_latency_24h": _avg_latency(latency_ms, requests),
+        "total_cost_usd_24h": _usd(cost),
+        "requests_per_hour": [
+            {
+                "hour": hour.isoformat().replace("+00:00", "Z"),
+                "requests": int(n),
+                "errors": int(e),
+                "tokens": int(t),
+                "avg_latency": _avg_latency(ms, n),
+                "cost_usd": _usd(spent),
+            }
+            for hour, (n, e, t, ms, spent) in zip(hours, sums, strict=True)
+        ],
+    }
+
+
+async def _usage(conn: AsyncConnection, rollup: sa.Subquery) -> dict[str, Any]:
+    """Usage per model, provider, endpoint and key over the rollup rows given, busiest first."""
+    r = rollup.c
+    requests, errors = sa.func.sum(r.requests), sa.func.sum(r.errors)
+    tokens, cost = sa.func.sum(r.tokens), sa.func.sum(r.cost_usd)
+    routed = r.provider_id != _constant(NOT_ROUTED, sa.Uuid)
+    configured = sa.or_(routed, r.model_requested.in_(sa.select(models.c.name)))
+    model = sa.case((configured, r.model_requested), else_=_constant(UNKNOWN_MODEL))
+    by_model = await conn.execute(
+        sa.select(model, requests, tokens, cost)
+        .where(r.model_requested != "")
+        .group_by(model)
+        .order_by(requests.desc())
+    )
+    provider = sa.func.coalesce(providers.c.name, sa.func.nullif(r.provider_kind, _constant("")))
+    by_provider = await conn.execute(
+        sa.select(provider, requests, errors, cost)
+        .select_from(rollup.outerjoin(providers, r.provider_id == providers.c.id))
+        .where(routed)
+        .group_by(provider)
+        .order_by(requests.desc())
+    )
+    by_endpoint = await conn.execute(
+        sa.select(r.endpoint, requests, errors, tokens)
+        .group_by(r.endpoint)
+        .order_by(requests.desc())
+    )
+    by_key = await conn.execute(
+        sa.select(r.user_key_id, user_keys.c.name, requests, tokens, cost)
+        .select_from(rollup.outerjoin(user_keys, r.user_key_id == user_keys.c.id))
+        .group_by(r.user_key_id, user_keys.c.name)
+        .order_by(requests.desc())
+    )
+    return {
+        "model_usage": [
+            {"model": m, "requests": int(n), "tokens": int(t), "cost_usd": _usd(spent)}
+            for m, n, t, spent in by_model
+        ],
+        "provider_usage": [
+            {"provider": p, "requests": int(n), "errors": int(e), "cost_usd": _usd(spent)}
+            for p, n, e, spent in by_provider
+        ],
+        "endpoint_usage": [
+            {"endpoint": name, "requests": int(n), "errors": int(e), "tokens": int(t)}
+            for name, n, e, t in by_endpoint
+        ],
+        "key_usage": [
             {
                 "key_id": str(k),
                 "key_name": name,
-                "requests": n,
-                "tokens": int(t or 0),
+                "requests": int(n),
+                "tokens": int(t),
                 "cost_usd": _usd(spent),
             }
             for k, name, n, t, spent in by_key
-        ]
-        endpoint_usage = [
-            {"endpoint": e, "requests": n, "errors": int(f or 0), "tokens": int(t or 0)}
-            for e, n, f, t in by_endpoint
-        ]
-        model_usage = [
-            {"model": m, "requests": n, "tokens": int(t or 0), "cost_usd": _usd(spent)}
-            for m, n, t, spent in by_model
-        ]
-        provider_usage = [
-            {"provider": p, "requests": n, "errors": int(e or 0), "cost_usd": _usd(spent)}
-            for p, n, e, spent in by_provider
-        ]
-    first_hour = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=HOURS - 1)
-    requests_per_hour = []
-    for offset in range(HOURS):
-        hour = first_hour + timedelta(hours=offset)
-        row = by_hour.get(hour)
-        requests_per_hour.append(
-            {
-                "hour": hour.isoformat().replace("+00:00", "Z"),
-                "requests": row[1] if row else 0,
-                "errors": int(row[2] or 0) if row else 0,
-                "tokens": int(row[3] or 0) if row else 0,
-                "avg_latency": round(float(row[4]), 1) if row and row[4] is not None else 0.0,
-                "cost_usd": _usd(row[5]) if row else 0.0,
-            }
-        )
-    return {
-        "total_requests": total,
-        "total_requests_24h": day[0],
-        "total_errors_24h": int(day[1] or 0),
-        "total_tokens_24h": int(day[2] or 0),
-        "avg_latency_24h": round(float(day[3]), 1) if day[3] is not None else 0.0,
-        "total_cost_usd_24h": _usd(day[4]),
-        "requests_per_hour": requests_per_hour,
-        "model_usage": model_usage,
-        "provider_usage": provider_usage,
-        "endpoint_usage": endpoint_usage,
-        "key_usage": key_usage,
+        ],
     }

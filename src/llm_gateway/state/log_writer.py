@@ -4,6 +4,11 @@ Rows wait in a bounded in-process buffer and are inserted every `interval` secon
 when a batch fills). While the database is unreachable they stay in the buffer and are retried;
 when the buffer is full the oldest rows are dropped, counted and logged. `close` writes what is
 left, so a clean stop loses nothing.
+
+Each batch also adds its sums per hour and per day to `request_stats_hourly` and
+`request_stats_daily` (what /admin/stats reads), in the same transaction: they count exactly the
+rows written. The upserts go in table then key order, so two instances adding to the same rows
+lock them in the same order and never deadlock.
 """
 
 from __future__ import annotations
@@ -13,13 +18,22 @@ import contextlib
 import logging
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from llm_gateway.db.tables import request_logs
+from llm_gateway.db.tables import (
+    NOT_ROUTED,
+    STATS_KEY,
+    STATS_MEASURES,
+    request_logs,
+    request_stats_daily,
+    request_stats_hourly,
+)
 
 log = logging.getLogger("llm_gateway.request_logs")
 
@@ -43,7 +57,7 @@ class LogWriter:
         self.dropped = 0
         self.written = 0
         self.healthy = True
-        self._insert, self._encode = _insert_for(engine.dialect.name)
+        self._sql = _statements_for(engine.dialect.name)
 
     @property
     def depth(self) -> int:
@@ -65,9 +79,11 @@ class LogWriter:
             while self._rows:
                 batch = [self._rows[i] for i in range(min(self._batch_size, len(self._rows)))]
                 # Encoding a batch takes milliseconds: off the event loop, so no request waits.
-                encoded = await asyncio.to_thread(_encode_all, self._encode, batch)
+                rows, hourly, daily = await asyncio.to_thread(_encode_all, self._sql, batch)
                 async with self._engine.begin() as conn:
-                    await conn.exec_driver_sql(self._insert, encoded)
+                    await conn.exec_driver_sql(self._sql.insert, rows)
+                    await conn.exec_driver_sql(self._sql.add_hourly, hourly)
+                    await conn.exec_driver_sql(self._sql.add_daily, daily)
                 for _ in batch:
                     self._rows.popleft()
                 self.written += len(batch)
@@ -110,26 +126,93 @@ class LogWriter:
 
 
 _COLUMNS = tuple(column.name for column in request_logs.c if column.name != "id")
+_Sums = dict[tuple[Any, ...], list[Any]]  # key -> requests, errors, tokens, latency, cost
 
 
-def _encode_all(encode: Encoder, batch: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
-    return [encode(row) for row in batch]
+@dataclass(frozen=True)
+class _Statements:
+    """One backend's driver-level statements, and the encoders of their values."""
+
+    insert: str
+    add_hourly: str
+    add_daily: str
+    encode_row: Callable[[dict[str, Any]], tuple[Any, ...]]
+    encode_sums: Callable[[tuple[Any, ...]], tuple[Any, ...]]
 
 
-Encoder = Callable[[dict[str, Any]], tuple[Any, ...]]
+def _encode_all(
+    sql: _Statements, batch: list[dict[str, Any]]
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """The batch's log rows, and its sums per hour and per day in key order, as driver values."""
+    hourly: _Sums = {}
+    for row in batch:
+        key = (
+            _hour(row["created_at"]),
+            row["user_key_id"],
+            row["endpoint"],
+            row["model_requested"] or "",
+            row["provider_id"] or NOT_ROUTED,
+            row["provider_kind"] or "",
+        )
+        sums = (
+            1,
+            1 if row["is_error"] else 0,
+            row["total_tokens"],
+            row["latency_ms"],
+            row["cost_usd"] or 0.0,
+        )
+        _add(hourly, key, sums)
+    daily: _Sums = {}
+    for (hour, *rest), added in hourly.items():
+        _add(daily, (hour.replace(hour=0), *rest), added)
+    return (
+        [sql.encode_row(row) for row in batch],
+        [sql.encode_sums((*key, *hourly[key])) for key in sorted(hourly)],
+        [sql.encode_sums((*key, *daily[key])) for key in sorted(daily)],
+    )
 
 
-def _insert_for(dialect: str) -> tuple[str, Encoder]:
-    """A plain INSERT and a row encoder for the driver: rows skip SQLAlchemy's per-value type
+def _add(sums: _Sums, key: tuple[Any, ...], values: Sequence[Any]) -> None:
+    added = sums.setdefault(key, [0, 0, 0, 0, 0.0])
+    for n, value in enumerate(values):
+        added[n] += value
+
+
+def _hour(created: datetime) -> datetime:
+    """The start of the UTC hour of a log row's time (naive: UTC, as UTCDateTime reads it)."""
+    created = created.replace(tzinfo=UTC) if created.tzinfo is None else created.astimezone(UTC)
+    return created.replace(minute=0, second=0, microsecond=0)
+
+
+def _statements_for(dialect: str) -> _Statements:
+    """Plain INSERTs and row encoders for the driver: rows skip SQLAlchemy's per-value type
     processing (about 29 µs a row on SQLite), since request logs are the one high-volume write.
     The encodings are SQLAlchemy's own storage formats, so reads through the tables agree."""
-    # Built only from the table's own column names; values always travel as parameters.
-    names = ", ".join(_COLUMNS)
-    if dialect == "postgresql":
-        marks = ", ".join(f"${n}" for n in range(1, len(_COLUMNS) + 1))
-        return f"INSERT INTO request_logs ({names}) VALUES ({marks})", _encode_native  # noqa: S608
-    marks = ", ".join("?" for _ in _COLUMNS)
-    return f"INSERT INTO request_logs ({names}) VALUES ({marks})", _encode_sqlite  # noqa: S608
+    native = dialect == "postgresql"
+
+    def marks(count: int) -> str:
+        return ", ".join(f"${n}" if native else "?" for n in range(1, count + 1))
+
+    # Built only from the tables' own column names; values always travel as parameters.
+    def add(table: sa.Table) -> str:
+        key = ", ".join(c.name for c in table.primary_key)
+        updates = ", ".join(f"{m} = {table.name}.{m} + excluded.{m}" for m in STATS_MEASURES)
+        return (
+            f"INSERT INTO {table.name} ({key}, {', '.join(STATS_MEASURES)})"  # noqa: S608
+            f" VALUES ({marks(1 + len(STATS_KEY) + len(STATS_MEASURES))})"
+            f" ON CONFLICT ({key}) DO UPDATE SET {updates}"
+        )
+
+    return _Statements(
+        insert=(
+            f"INSERT INTO request_logs ({', '.join(_COLUMNS)})"  # noqa: S608
+            f" VALUES ({marks(len(_COLUMNS))})"
+        ),
+        add_hourly=add(request_stats_hourly),
+        add_daily=add(request_stats_daily),
+        encode_row=_encode_native if native else _encode_sqlite,
+        encode_sums=_same if native else _sqlite_values,
+    )
 
 
 def _encode_native(row: dict[str, Any]) -> tuple[Any, ...]:
@@ -138,6 +221,14 @@ def _encode_native(row: dict[str, Any]) -> tuple[Any, ...]:
 
 def _encode_sqlite(row: dict[str, Any]) -> tuple[Any, ...]:
     return tuple(_sqlite_value(row[name]) for name in _COLUMNS)
+
+
+def _same(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    return values
+
+
+def _sqlite_values(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(map(_sqlite_value, values))
 
 
 def _sqlite_value(value: Any) -> Any:
