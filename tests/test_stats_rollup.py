@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
@@ -379,3 +379,21 @@ async def test_dashboard_counts_the_rows_retention_keeps_across_hourly_and_daily
             name: sum(1 for *_, e in week if e == name) for name in {e for *_, e in week}
         }
         await _check(migrated, expired=True)
+
+
+@both
+async def test_log_rows_read_back_as_they_were_submitted(migrated: AsyncEngine) -> None:
+    """The writer encodes rows for the driver itself (not through SQLAlchemy's types): what it
+    stores must read back through the table exactly as submitted, times in any zone included."""
+    east = timezone(timedelta(hours=8))
+    rows = _traffic(40)
+    rows[0] |= {"created_at": NOW.astimezone(east), "is_stream": True, "notes": "a note"}
+    rows[1] |= {"created_at": NOW.replace(microsecond=0), "cost_usd": 0.5}
+    await _write(migrated, rows)
+    async with migrated.connect() as conn:
+        found = [dict(r._mapping) for r in await conn.execute(sa.select(request_logs))]
+    by_id = {row.pop("gateway_request_id"): row for row in found}
+    for row in rows:
+        stored = by_id[row["gateway_request_id"]]
+        stored.pop("id")
+        assert stored == {k: v for k, v in row.items() if k != "gateway_request_id"}
