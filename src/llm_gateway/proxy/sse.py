@@ -52,6 +52,8 @@ class UsageTap(_Framing):
         return self._read_usage(complete)
 
     def _read_usage(self, complete: bytes) -> bytes:
+        if b"\r" not in complete:
+            return self._read_usage_lf(complete)
         pieces = _events(complete)
         kept: list[bytes] = []
         dropped = False
@@ -62,6 +64,26 @@ class UsageTap(_Framing):
                 continue
             kept.append(event)
         return b"".join(kept) if dropped else complete
+
+    def _read_usage_lf(self, complete: bytes) -> bytes:
+        """`_read_usage` for events ended by blank lines of bare LFs (the usual case): only the
+        events that mention usage are cut out and read; the rest stays one piece of bytes."""
+        kept: list[bytes] = []
+        start = 0  # of what is not yet in `kept`
+        found = complete.find(b'"usage"')
+        while found >= 0:
+            boundary = complete.rfind(b"\n\n", 0, found)
+            begin = boundary + 2 if boundary >= 0 else 0
+            end = complete.find(b"\n\n", found) + 2  # `complete` ends with a blank line
+            event = complete[begin:end]
+            if b'"usage":null' not in event and self._inspect(event):
+                kept.append(complete[start:begin])
+                start = end
+            found = complete.find(b'"usage"', end)
+        if not kept:
+            return complete
+        kept.append(complete[start:])
+        return b"".join(kept)
 
     def _inspect(self, event: bytes) -> bool:
         """Record usage found in `event`; return True when the event must be dropped."""
