@@ -6,7 +6,7 @@ the Python floor (the shared `python_floor.py`: raw ASGI on uvicorn + aiohttp, n
 the gateway on the embedded default, one worker, plus the gateway's feature rows (three
 deployments, embeddings, the /v1/responses bridge, a limited key); the proxies are pinned to
 core 1, wrk, the mocks and the one-connection client to core 0. `--production` adds the gateway
-on PostgreSQL + Redis with bodies logged, `--scaling` the table of how cost grows. Writes the
+on PostgreSQL + Redis (the same settings), `--scaling` the table of how cost grows. Writes the
 Markdown table to bench/results/latest.md and the raw outputs to bench/results/raw.md.
 
 The parts: bodies.py (what goes over the wire), servers.py (the processes), admin.py (the
@@ -62,7 +62,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument(
         "--production",
         action="store_true",
-        help="also measure the gateway on PostgreSQL + Redis, bodies logged",
+        help="also measure the gateway on PostgreSQL + Redis (same settings as the embedded row)",
     )
     parser.add_argument(
         "--scaling",

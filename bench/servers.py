@@ -238,6 +238,14 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+def pin(pid: int, core: str) -> None:
+    """Move a running process, its threads and its children to `core` (PostgreSQL's backends
+    forked later inherit it)."""
+    for p in _children(pid):
+        with contextlib.suppress(subprocess.CalledProcessError, FileNotFoundError):
+            subprocess.run(["taskset", "-apc", core, str(p)], capture_output=True, check=True)
+
+
 def tree_cpu(pid: int) -> float:
     """CPU seconds of a process and all its descendants (a multi-worker gateway)."""
     total = 0.0
