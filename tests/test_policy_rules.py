@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from llm_gateway.limits import window
-from llm_gateway.limits.local import LocalLimiter
+from llm_gateway.limits.local import LocalLimiter, decide
 from llm_gateway.limits.periods import bounds, next_start, period_start
 from llm_gateway.limits.policy import AllowedModels, KeyPolicy
 from tests.policy_rig import at
@@ -113,3 +113,36 @@ def test_a_local_share_divides_each_limit() -> None:
     answers = [limiter.take(key, policy, 0, 1_000_020.0, share=2) for _ in range(8)]
     assert [a.refused for a in answers] == [None] * 5 + ["requests"] * 3
     assert dict(answers[0].headers)[b"x-ratelimit-limit-requests"] == b"5"
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [KeyPolicy(rpm_limit=50, tpm_limit=4_000), KeyPolicy(rpm_limit=7), KeyPolicy(tpm_limit=900)],
+)
+def test_an_admission_describes_the_windows_as_the_general_rule_does(policy: KeyPolicy) -> None:
+    """`take` builds an admitted call's headers on its own path: they must be `decide`'s."""
+    limiter = LocalLimiter()
+    key = uuid.uuid4()
+    now = 1_000_020.0
+    for step in range(300):
+        now += 0.37 + (step % 5) * 0.9  # across several windows
+        answer = limiter.take(key, policy, 40 + step % 90, now)
+        if answer.refused is not None:
+            continue
+        index, elapsed = window.window_index(now)
+        counts = limiter._counts[key]
+        expected = decide(
+            policy,
+            elapsed,
+            index,
+            (
+                counts.requests_previous,
+                counts.requests_current,
+                counts.tokens_previous,
+                counts.tokens_current,
+            ),
+            40 + step % 90,
+            True,
+        )
+        assert answer.headers == expected.headers
+        assert answer.tokens == expected.tokens

@@ -192,10 +192,19 @@ class LocalLimiter:
                 tpm = max(1, tpm // share)
             amount = tokens if tokens < tpm else tpm
             admitted = counts.tokens_previous * weight + counts.tokens_current + amount <= tpm
-        if admitted:
-            if policy.rpm_limit is not None:
+        if admitted:  # the usual case, without `decide`'s general arithmetic
+            headers: Headers = []
+            if rpm is not None:
                 counts.requests_current += 1
-            counts.tokens_current += amount
+                previous, current = counts.requests_previous, counts.requests_current
+                level = previous * weight + current
+                _describe(headers, _REQUEST_HEADERS, rpm, level, previous, current, elapsed)
+            if tpm is not None:
+                counts.tokens_current += amount
+                previous, current = counts.tokens_previous, counts.tokens_current
+                level = previous * weight + current
+                _describe(headers, _TOKEN_HEADERS, tpm, level, previous, current, elapsed)
+            return Admission(None, 0.0, headers, index, amount)
         return decide(
             policy,
             elapsed,

@@ -44,6 +44,7 @@ class Gate:
         request: ProxyRequest,
         call: CallRecord,
         reply: Reply,
+        now: float,
     ) -> None:
         """A key's policy beyond its allowed models: the budget period, prices, rate limits.
 
@@ -52,8 +53,6 @@ class Gate:
         `x-ratelimit-*` headers, and a refusal a `Retry-After` computed from the window.
         """
         rt = self.rt
-        assert rt.store is not None
-        now = rt.store.clock()
         if now >= key.period_ends:
             key.roll(now)
         if policy.cost_budget is not None and not route.priced:

@@ -114,7 +114,8 @@ class Proxy:
         request_context.set((gateway_id, str(key.id)))
         policy = key.policy
         try:
-            if policy is not None and policy.expired(store.clock()):
+            now = store.clock() if policy is not None else 0.0
+            if policy is not None and policy.expired(now):
                 raise expired()
             body = await read_body(receive, self.rt.config.max_body_bytes)
             call.request_body = body
@@ -125,7 +126,7 @@ class Proxy:
             if route.max_output_tokens is not None:
                 cap_output(request, route.max_output_tokens)
             if policy is not None:
-                await self.gate.police(key, policy, route, request, call, reply)
+                await self.gate.police(key, policy, route, request, call, reply, now)
             await self.gate.admit(key, route, len(body), call)
         except GatewayError as error:
             call.fail(error)
