@@ -198,14 +198,17 @@ def start_floor(h: Harness, floor: Path, routes: dict[str, str]) -> tuple[Proc, 
     return proc, url
 
 
-def start_gateway(h: Harness, name: str, env: dict[str, str], workers: int = 1) -> tuple[Proc, str]:
-    """`llm-gateway serve`, one worker pinned to GATEWAY_CORE (several: both cores)."""
+def start_gateway(
+    h: Harness, name: str, env: dict[str, str], workers: int = 1, cores: str | None = None
+) -> tuple[Proc, str]:
+    """`llm-gateway serve`, one worker pinned to GATEWAY_CORE (several: both cores), or on
+    `cores`."""
     port = free_port()
     folder = h.workdir / name
     folder.mkdir(exist_ok=True)  # an existing folder: restart on the same database
     full_env = {**os.environ, "ADMIN_KEY": ADMIN_KEY, "GATEWAY_SECRET_KEY": SECRET, **env}
     full_env.pop("LISTEN_ADDR", None)
-    core = GATEWAY_CORE if workers == 1 else "0,1"
+    core = cores or (GATEWAY_CORE if workers == 1 else "0,1")
     proc = h.spawn(
         name, serve_command(port, workers, log_level="warning"), core, env=full_env, cwd=folder
     )
