@@ -5,6 +5,7 @@ SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -397,3 +398,47 @@ async def test_log_rows_read_back_as_they_were_submitted(migrated: AsyncEngine) 
         stored = by_id[row["gateway_request_id"]]
         stored.pop("id")
         assert stored == {k: v for k, v in row.items() if k != "gateway_request_id"}
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+async def test_the_writer_keeps_up_while_the_event_loop_turns_slowly(migrated: AsyncEngine) -> None:
+    """Under full load every turn of the event loop serves many connections, and each driver
+    round trip of a batch waits for a turn. Fixed batches of 200 rows then fell behind; a batch
+    takes what is waiting. Counted in loop turns, each made 2 ms long by a busy task."""
+    writer = LogWriter(migrated)
+    task = asyncio.create_task(writer.run())
+    turns = 0
+    try:
+        for _ in range(10):  # 2,000 rows arrive during each of 10 turns
+            for row in _traffic(2_000):
+                writer.submit(row)
+            time.sleep(0.002)
+            await asyncio.sleep(0)
+            turns += 1
+        while writer.depth and turns < 5_000:
+            time.sleep(0.002)
+            await asyncio.sleep(0)
+            turns += 1
+    finally:
+        task.cancel()
+        stopped, _ = await asyncio.wait([task], timeout=10)
+    assert stopped
+    assert writer.depth == 0
+    assert writer.written == 20_000
+    assert turns < 400, turns  # 200-row batches took some 1,000 turns
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+async def test_the_writer_stops_when_cancelled_as_rows_arrive(migrated: AsyncEngine) -> None:
+    """Shutdown cancels the writer; rows may arrive in the same instant. (`asyncio.wait_for`
+    returned instead of raising then, and the writer ran on past shutdown.)"""
+    writer = LogWriter(migrated, wake_at=1)
+    task = asyncio.create_task(writer.run())
+    for _ in range(3):  # the writer is waiting for rows
+        await asyncio.sleep(0)
+    writer.submit(_traffic(1)[0])
+    task.cancel()
+    stopped, _ = await asyncio.wait([task], timeout=10)
+    assert stopped and task.cancelled()
+    await writer.close()  # what shutdown does next: the row is written
+    assert writer.written == 1

@@ -1,9 +1,12 @@
 """Request-log rows, written off the hot path in batches.
 
-Rows wait in a bounded in-process buffer and are inserted every `interval` seconds (or sooner
-when a batch fills). While the database is unreachable they stay in the buffer and are retried;
-when the buffer is full the oldest rows are dropped, counted and logged. `close` writes what is
-left, so a clean stop loses nothing.
+Rows wait in a bounded in-process buffer and are inserted every `interval` seconds, or as soon
+as `wake_at` rows wait. A batch takes everything waiting, up to `batch_size` rows: under full
+load the event loop turns slowly (one turn serves every ready connection) and each of a batch's
+driver round trips waits for a turn, so batches of a fixed 200 rows fell behind by thousands of
+rows a second, and the buffer grew until load eased. While the database is unreachable rows
+stay in the buffer and are retried; when the buffer is full the oldest rows are dropped, counted
+and logged. `close` writes what is left, so a clean stop loses nothing.
 
 Each batch also adds its sums per hour and per day to `request_stats_hourly` and
 `request_stats_daily` (what /admin/stats reads), in the same transaction: they count exactly the
@@ -46,13 +49,15 @@ class LogWriter:
         engine: AsyncEngine,
         *,
         max_buffered: int = 100_000,
-        batch_size: int = 200,
+        batch_size: int = 5_000,
+        wake_at: int = 200,
         interval: float = 0.5,
     ) -> None:
         self._engine = engine
         self._rows: deque[dict[str, Any]] = deque()
         self._max = max_buffered
         self._batch_size = batch_size
+        self._wake_at = wake_at
         self._interval = interval
         self._wake = asyncio.Event()
         self._write_lock = asyncio.Lock()
@@ -72,7 +77,7 @@ class LogWriter:
             if self.dropped == 1 or self.dropped % 1000 == 0:
                 log.error("request-log buffer full; %d rows dropped so far", self.dropped)
         self._rows.append(row)
-        if len(self._rows) >= self._batch_size:
+        if len(self._rows) >= self._wake_at:
             self._wake.set()
 
     async def write_pending(self) -> None:
@@ -93,8 +98,11 @@ class LogWriter:
     async def run(self) -> None:
         backoff = self._interval
         while True:
+            # Not `wait_for`: on Python 3.11 it returns instead of raising when the task is
+            # cancelled just as the event is set, and the writer would then outlive shutdown.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=backoff)
+                async with asyncio.timeout(backoff):
+                    await self._wake.wait()
             self._wake.clear()
             try:
                 await self.write_pending()
