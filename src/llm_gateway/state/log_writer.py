@@ -49,7 +49,7 @@ class LogWriter:
         engine: AsyncEngine,
         *,
         max_buffered: int = 100_000,
-        batch_size: int = 5_000,
+        batch_size: int = 2_000,
         wake_at: int = 200,
         interval: float = 0.5,
     ) -> None:
