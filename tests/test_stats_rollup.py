@@ -20,6 +20,7 @@ from alembic.config import Config as AlembicConfig
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from llm_gateway.clock import Clock
 from llm_gateway.db.engine import create_engine
 from llm_gateway.db.migrate import MIGRATIONS_DIR, run_migrations
 from llm_gateway.db.tables import (
@@ -308,7 +309,9 @@ async def test_dashboard_from_the_rollup(migrated: AsyncEngine) -> None:
         _row(this_hour - timedelta(days=10), **routed),
     ]
     await _write(migrated, rows)
-    found = await stats.dashboard(cast(Store, SimpleNamespace(engine=migrated)))
+    clock = Clock()  # half past this hour, whenever the test runs: no hour turns meanwhile
+    clock.set(this_hour + timedelta(minutes=30))
+    found = await stats.dashboard(cast(Store, SimpleNamespace(engine=migrated, clock=clock)))
     assert found["total_requests"] == 9
     assert (found["total_requests_24h"], found["total_errors_24h"]) == (7, 1)
     assert found["total_tokens_24h"] == 7 * 15
@@ -360,7 +363,7 @@ async def test_dashboard_counts_the_rows_retention_keeps_across_hourly_and_daily
     ]
     await _write(migrated, rows)
     await ensure_partitions(migrated)  # PostgreSQL: the old rows' days, out of the default
-    store = cast(Store, SimpleNamespace(engine=migrated))
+    store = cast(Store, SimpleNamespace(engine=migrated, clock=Clock()))
     for days in (0, 9, 2):  # the week then part of it past a partly expired day, then within
         await expire(migrated, days)
         found = await stats.dashboard(store)

@@ -36,7 +36,6 @@ from llm_gateway.db.tables import (
     request_stats_daily,
     request_stats_hourly,
     user_keys,
-    utcnow,
 )
 from llm_gateway.state.store import Store
 
@@ -81,7 +80,7 @@ def _avg_latency(latency_ms_sum: Any, requests: Any) -> float:
 
 
 async def dashboard(store: Store) -> dict[str, Any]:
-    this_hour = utcnow().replace(minute=0, second=0, microsecond=0)
+    this_hour = store.clock.now().replace(minute=0, second=0, microsecond=0)
     async with store.engine.connect() as conn:
         oldest = await conn.scalar(sa.select(sa.func.min(_hourly.hour))) or this_hour
         total = await conn.scalar(sa.select(sa.func.sum(_since(oldest, oldest).c.requests)))
