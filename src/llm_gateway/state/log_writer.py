@@ -192,11 +192,16 @@ def _add(sums: _Sums, key: tuple[Any, ...], values: Sequence[Any]) -> None:
         added[n] += value
 
 
+def _utc(value: datetime) -> datetime:
+    """A log row's time in UTC, timezone-aware (a naive time is UTC, as UTCDateTime takes it)."""
+    if value.tzinfo is UTC:
+        return value
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 def _hour(created: datetime) -> datetime:
-    """The start of the UTC hour of a log row's time (naive: UTC, as UTCDateTime reads it)."""
-    if created.tzinfo is not UTC:
-        created = created.replace(tzinfo=UTC) if created.tzinfo is None else created.astimezone(UTC)
-    return created.replace(minute=0, second=0, microsecond=0)
+    """The start of the UTC hour of a log row's time."""
+    return _utc(created).replace(minute=0, second=0, microsecond=0)
 
 
 def _statements_for(dialect: str) -> _Statements:
@@ -263,11 +268,7 @@ def _encode_sqlite(row: dict[str, Any]) -> tuple[Any, ...]:
 
 def _sqlite_time(value: datetime) -> str:
     """A timestamp as SQLAlchemy stores one on SQLite: naive UTC with microseconds."""
-    if value.tzinfo is not None:
-        if value.tzinfo is not UTC:
-            value = value.astimezone(UTC)
-        value = value.replace(tzinfo=None)
-    return value.isoformat(" ", "microseconds")
+    return _utc(value).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def _same(values: tuple[Any, ...]) -> tuple[Any, ...]:
