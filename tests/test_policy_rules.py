@@ -130,7 +130,7 @@ def test_an_admission_describes_the_windows_as_the_general_rule_does(policy: Key
         if answer.refused is not None:
             continue
         index, elapsed = window.window_index(now)
-        counts = limiter._counts[key]
+        counts = limiter._counts[key.int]
         expected = decide(
             policy,
             elapsed,

@@ -36,6 +36,7 @@ class Admission:
     # A token-budget reservation asked in the same Redis call: True held, False refused (and
     # nothing taken), None not asked.
     budget_room: bool | None = None
+    counts: _Counts | None = None  # the key's counts in this process the tokens went to
 
 
 @dataclass(slots=True)
@@ -58,6 +59,13 @@ class _Counts:
             self.requests_previous = self.tokens_previous = 0
         self.requests_current = self.tokens_current = 0
         self.index = index
+
+    def correct(self, index: int, delta: int) -> None:
+        """Add `delta` to the tokens counted in window `index` (when it still counts)."""
+        if index == self.index:
+            self.tokens_current = max(0, self.tokens_current + delta)
+        elif index == self.index - 1:
+            self.tokens_previous = max(0, self.tokens_previous + delta)
 
 
 def decide(
@@ -138,17 +146,22 @@ def _describe(
         reset = window.WINDOW_SECONDS - elapsed
     else:
         reset = 0.0
-    limit_text = _NUMBERS.get(limit)
-    if limit_text is None:
-        limit_text = str(limit).encode()
-        if len(_NUMBERS) < 10_000:
-            _NUMBERS[limit] = limit_text
-    headers.append((names[0], limit_text))
+    headers.append((names[0], _NUMBERS.get(limit) or _number(limit)))
     headers.append((names[1], str(int(left)).encode() if left > 0 else b"0"))
     headers.append((names[2], _reset_text(reset)))
 
 
 _NUMBERS: dict[int, bytes] = {}  # the limits' header values (a few per configured key)
+
+
+def _number(limit: int) -> bytes:
+    """A limit's header value, remembered (`_NUMBERS.get(limit) or _number(limit)`)."""
+    text = str(limit).encode()
+    if len(_NUMBERS) < 10_000:
+        _NUMBERS[limit] = text
+    return text
+
+
 _LONG_RESETS = {  # a reset a minute or more away, by whole seconds: "1m0s" ... "2m0s"
     seconds: window.duration_text(seconds).encode() for seconds in range(60, 121)
 }
@@ -164,7 +177,7 @@ def _reset_text(seconds: float) -> bytes:
 
 class LocalLimiter:
     def __init__(self) -> None:
-        self._counts: dict[uuid.UUID, _Counts] = {}
+        self._counts: dict[int, _Counts] = {}  # by the key id's integer (a C-level hash)
 
     def take(
         self, key_id: uuid.UUID, policy: KeyPolicy, tokens: int, now: float, share: int = 1
@@ -172,9 +185,9 @@ class LocalLimiter:
         span = window.WINDOW_SECONDS
         index = int(now // span)
         elapsed = now - index * span
-        counts = self._counts.get(key_id)
+        counts = self._counts.get(key_id.int)
         if counts is None:
-            counts = self._counts[key_id] = _Counts(index)
+            counts = self._counts[key_id.int] = _Counts(index)
             if len(self._counts) > 100_000:
                 self._forget_idle(index)
         if counts.index != index:
@@ -192,38 +205,44 @@ class LocalLimiter:
                 tpm = max(1, tpm // share)
             amount = tokens if tokens < tpm else tpm
             admitted = counts.tokens_previous * weight + counts.tokens_current + amount <= tpm
-        if admitted:  # the usual case, without `decide`'s general arithmetic
-            headers: Headers = []
-            if rpm is not None:
-                counts.requests_current += 1
-                previous, current = counts.requests_previous, counts.requests_current
-                level = previous * weight + current
-                _describe(headers, _REQUEST_HEADERS, rpm, level, previous, current, elapsed)
-            if tpm is not None:
-                counts.tokens_current += amount
-                previous, current = counts.tokens_previous, counts.tokens_current
-                level = previous * weight + current
-                _describe(headers, _TOKEN_HEADERS, tpm, level, previous, current, elapsed)
-            return Admission(None, 0.0, headers, index, amount)
-        return decide(
-            policy,
-            elapsed,
-            index,
-            (
+        if not admitted:
+            found = (
                 counts.requests_previous,
                 counts.requests_current,
                 counts.tokens_previous,
                 counts.tokens_current,
-            ),
-            tokens,
-            admitted,
-            share,
-        )
+            )
+            return decide(policy, elapsed, index, found, tokens, False, share)
+        # The usual case, written out: `decide`'s headers for an admitted call (a test checks).
+        # A window that took something resets between one and two minutes from now.
+        headers: Headers = []
+        if rpm is not None:
+            counts.requests_current += 1
+            left = rpm - counts.requests_previous * weight - counts.requests_current + 1e-9
+            headers += (
+                (_REQUEST_HEADERS[0], _NUMBERS.get(rpm) or _number(rpm)),
+                (_REQUEST_HEADERS[1], str(int(left)).encode() if left > 0 else b"0"),
+                (_REQUEST_HEADERS[2], _LONG_RESETS[math.ceil(2 * span - elapsed)]),
+            )
+        if tpm is not None:
+            counts.tokens_current += amount
+            previous, current = counts.tokens_previous, counts.tokens_current
+            if current > 0:
+                left = tpm - previous * weight - current + 1e-9
+                headers += (
+                    (_TOKEN_HEADERS[0], _NUMBERS.get(tpm) or _number(tpm)),
+                    (_TOKEN_HEADERS[1], str(int(left)).encode() if left > 0 else b"0"),
+                    (_TOKEN_HEADERS[2], _LONG_RESETS[math.ceil(2 * span - elapsed)]),
+                )
+            else:  # nothing taken yet in this window
+                level = previous * weight
+                _describe(headers, _TOKEN_HEADERS, tpm, level, previous, current, elapsed)
+        return Admission(None, 0.0, headers, index, amount, False, None, counts)
 
     def peek(self, key_id: uuid.UUID, policy: KeyPolicy, now: float, share: int = 1) -> Headers:
         """The key's headers as its windows stand now, taking nothing."""
         index, elapsed = window.window_index(now)
-        counts = self._counts.get(key_id)
+        counts = self._counts.get(key_id.int)
         found = (0, 0, 0, 0)
         if counts is not None and counts.index >= index - 1:
             if counts.index == index:
@@ -239,19 +258,18 @@ class LocalLimiter:
 
     def settle(self, admission: Admission, key_id: uuid.UUID, used_tokens: int) -> None:
         """Correct the tokens an admission took to the tokens the call really used."""
-        self.correct(key_id, admission.index, used_tokens - admission.tokens)
+        delta = used_tokens - admission.tokens
+        counts = admission.counts or self._counts.get(key_id.int)
+        if counts is not None and delta:
+            counts.correct(admission.index, delta)
 
     def correct(self, key_id: uuid.UUID, index: int, delta: int) -> None:
         """Add `delta` to the tokens counted in window `index` (when it still counts)."""
-        counts = self._counts.get(key_id)
-        if counts is None or not delta:
-            return
-        if index == counts.index:
-            counts.tokens_current = max(0, counts.tokens_current + delta)
-        elif index == counts.index - 1:
-            counts.tokens_previous = max(0, counts.tokens_previous + delta)
+        counts = self._counts.get(key_id.int)
+        if counts is not None and delta:
+            counts.correct(index, delta)
 
     def _forget_idle(self, index: int) -> None:
-        idle = [key_id for key_id, counts in self._counts.items() if counts.index < index - 1]
-        for key_id in idle:
-            del self._counts[key_id]
+        idle = [key for key, counts in self._counts.items() if counts.index < index - 1]
+        for key in idle:
+            del self._counts[key]

@@ -12,7 +12,8 @@ A key without a policy skips `police` entirely; `admit` costs it two attribute c
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any
 
 from llm_gateway.errors import PermissionDenied, QuotaExceeded, ThrottledError
 from llm_gateway.limits.local import Admission, Headers
@@ -36,7 +37,7 @@ class Gate:
         # The same in nano-USD, for keys with a cost budget.
         self._expected_spend: dict[str, int] = {}
 
-    async def police(
+    def police(
         self,
         key: KeyEntry,
         policy: KeyPolicy,
@@ -45,14 +46,14 @@ class Gate:
         call: CallRecord,
         reply: Reply,
         now: float,
-    ) -> None:
+    ) -> Coroutine[Any, Any, None] | None:
         """A key's policy beyond its allowed models: the budget period, prices, rate limits.
 
         Rate limits take one request and an estimate of the call's tokens (the prompt's size
         plus its `max_tokens`, or a default), all limits at once; the answer carries the key's
         `x-ratelimit-*` headers, and a refusal a `Retry-After` computed from the window.
+        Decided here when the limits are in this process; with Redis, returns what to await.
         """
-        rt = self.rt
         if now >= key.period_ends:
             key.roll(now)
         if policy.cost_budget is not None and not route.priced:
@@ -64,34 +65,24 @@ class Gate:
         if key.exhausted():
             raise QuotaExceeded(_exhausted_message(key))
         if not policy.rate_limited:
-            return
+            return None
         tokens = estimate_tokens(len(request.raw)) + self._output_estimate(request)
-        if rt.shared_limits is None:
-            admission = rt.local_limits.take(key.id, policy, tokens, now)
-        else:
-            admission = await self._take_shared(key, policy, route, tokens, now, call)
-        reply.limits = admission.headers
-        if admission.refused is not None:
-            if rt.metrics is not None:
-                rt.metrics.rate_limited.labels(admission.refused).inc()
-            raise ThrottledError(
-                f"rate limit reached for this key ({admission.refused} per minute); "
-                f"retry after {max(1, math.ceil(admission.retry_after))} s"
-            )
-        call.admission = admission
-        if admission.budget_room is False:
-            raise QuotaExceeded(BUDGET_EXHAUSTED)
+        if self.rt.shared_limits is not None:
+            return self._police_shared(key, policy, route, tokens, now, call, reply)
+        self._admitted(self.rt.local_limits.take(key.id, policy, tokens, now), call, reply)
+        return None
 
-    async def admit(
+    def admit(
         self, key: KeyEntry, route: ModelRoute, body_size: int, call: CallRecord
-    ) -> None:
+    ) -> Coroutine[Any, Any, None] | None:
         """Refuse an exhausted budget; otherwise hold the call's expected cost while it runs.
 
         The reservation keeps concurrent requests from all passing the check before any of
-        them is charged; near the end of a budget it is shared with the other processes. The
-        expected cost is the model's recent weighted cost per call, and at least the weighted
-        size of this prompt (so a cold model, or an unusually long prompt, still holds some).
-        A cost budget holds the model's recent cost per call the same way, in this process.
+        them is charged; near the end of a budget it is shared with the other processes (the
+        one case that returns something to await). The expected cost is the model's recent
+        weighted cost per call, and at least the weighted size of this prompt (so a cold model,
+        or an unusually long prompt, still holds some). A cost budget holds the model's recent
+        cost per call the same way, in this process.
         """
         if key.exhausted():
             raise QuotaExceeded(_exhausted_message(key))
@@ -100,18 +91,13 @@ class Gate:
             prompt_cost = route.cost_nanousd(estimate_tokens(body_size), 0, 0)
             call.reserve_cost(key, max(self._expected_spend.get(route.model_name, 0), prompt_cost))
         if key.token_budget is None:
-            return
+            return None
         cost = self._budget_cost(route, body_size)
         call.reserve(key, cost)
         shared = self.rt.shared_budget
         if shared is not None and not call.budget_asked and shared.near_end(key, cost):
-            member = await shared.reserve(key, cost)
-            if member is None:
-                assert self.rt.store is not None
-                call.release(self.rt.store.cache)
-                raise QuotaExceeded(BUDGET_EXHAUSTED)
-            if member:
-                call.shared_reservation = member
+            return self._reserve_shared(key, cost, call)
+        return None
 
     def charge(self, call: CallRecord, route: ModelRoute | None) -> None:
         """Charge the finished call's usage and cost; settle what admission took."""
@@ -119,7 +105,7 @@ class Gate:
         weighted = call.weigh(route)
         cost = call.price(route)
         if (weighted or cost) and rt.store is not None:
-            rt.store.ledger.add(call.key_id, weighted, cost)
+            rt.store.ledger.add(call.key_id, weighted, cost, call.entry)
             if call.usage_reported and route is not None:
                 _remember(self._expected_cost, route.model_name, weighted)
                 if cost:
@@ -143,6 +129,45 @@ class Gate:
         return rt.local_limits.peek(key.id, policy, now)
 
     # helpers -------------------------------------------------------------------------------
+    def _admitted(self, admission: Admission, call: CallRecord, reply: Reply) -> None:
+        """Apply a rate-limit admission: its headers on the answer, a refusal raised."""
+        reply.limits = admission.headers
+        if admission.refused is not None:
+            if self.rt.metrics is not None:
+                self.rt.metrics.rate_limited.labels(admission.refused).inc()
+            raise ThrottledError(
+                f"rate limit reached for this key ({admission.refused} per minute); "
+                f"retry after {max(1, math.ceil(admission.retry_after))} s"
+            )
+        call.admission = admission
+        if admission.budget_room is False:
+            raise QuotaExceeded(BUDGET_EXHAUSTED)
+
+    async def _police_shared(
+        self,
+        key: KeyEntry,
+        policy: KeyPolicy,
+        route: ModelRoute,
+        tokens: int,
+        now: float,
+        call: CallRecord,
+        reply: Reply,
+    ) -> None:
+        self._admitted(await self._take_shared(key, policy, route, tokens, now, call), call, reply)
+
+    async def _reserve_shared(self, key: KeyEntry, cost: int, call: CallRecord) -> None:
+        """Near the end of a token budget: hold `cost` in the budget shared with the other
+        processes too (refused: the local reservation is given back)."""
+        shared = self.rt.shared_budget
+        assert shared is not None
+        member = await shared.reserve(key, cost)
+        if member is None:
+            assert self.rt.store is not None
+            call.release(self.rt.store.cache)
+            raise QuotaExceeded(BUDGET_EXHAUSTED)
+        if member:
+            call.shared_reservation = member
+
     async def _take_shared(
         self,
         key: KeyEntry,

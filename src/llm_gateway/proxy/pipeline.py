@@ -109,8 +109,7 @@ class Proxy:
             self._log_access("POST", refused.status, started, gateway_id, None, None)
             return
 
-        call = CallRecord(gateway_id, key.id, started, endpoint.name)
-        call.key_name = key.name
+        call = CallRecord(gateway_id, key, started, endpoint.name)
         request_context.set((gateway_id, str(key.id)))
         policy = key.policy
         try:
@@ -126,8 +125,12 @@ class Proxy:
             if route.max_output_tokens is not None:
                 cap_output(request, route.max_output_tokens)
             if policy is not None:
-                await self.gate.police(key, policy, route, request, call, reply, now)
-            await self.gate.admit(key, route, len(body), call)
+                waiting = self.gate.police(key, policy, route, request, call, reply, now)
+                if waiting is not None:  # rate limits in Redis
+                    await waiting
+            waiting = self.gate.admit(key, route, len(body), call)
+            if waiting is not None:  # the end of a token budget shared with other processes
+                await waiting
         except GatewayError as error:
             call.fail(error)
             if policy is not None and policy.rate_limited and reply.limits is None:

@@ -35,6 +35,7 @@ class CallRecord:
         "cost_nanousd",
         "cost_reserved",
         "endpoint",
+        "entry",
         "error_message",
         "events_sent",
         "failed_attempts",
@@ -68,14 +69,13 @@ class CallRecord:
         "weighted_tokens",
     )
 
-    def __init__(
-        self, gateway_id: str, key_id: uuid.UUID, started: float, endpoint: str = "chat"
-    ) -> None:
+    def __init__(self, gateway_id: str, key: KeyEntry, started: float, endpoint: str) -> None:
         self.gateway_id = gateway_id
         self.endpoint = endpoint
         self.notes: str | None = None
-        self.key_id = key_id
-        self.key_name: str | None = None
+        self.entry = key  # the key's cache entry when the call began (see `Cache.current`)
+        self.key_id = key.id
+        self.key_name: str | None = key.name
         self.started = started
         self.model_requested: str | None = None
         self.model_sent: str | None = None
@@ -130,7 +130,7 @@ class CallRecord:
         carries the reservations over, so the release goes to whichever entry is current.
         """
         if self.reserved or self.cost_reserved:
-            entry = cache.key_by_id(self.key_id)
+            entry = cache.current(self.entry)
             if entry is not None:
                 entry.reserved = max(0, entry.reserved - self.reserved)
                 entry.cost_reserved = max(0, entry.cost_reserved - self.cost_reserved)

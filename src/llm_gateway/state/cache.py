@@ -42,6 +42,7 @@ class KeyEntry:
     cost_reserved: int = 0  # expected cost of this process's calls in flight (cost budgets)
     period: datetime | None = None  # the budget period the counts belong to (its start)
     period_ends: float = math.inf  # unix seconds: the counts start again from zero
+    current: bool = True  # False once the cache has replaced or dropped this entry
 
     def exhausted(self) -> bool:
         if self.token_budget is not None and self.tokens_used + self.reserved >= self.token_budget:
@@ -129,6 +130,11 @@ class Cache:
         key_hash = self._hash_by_id.get(key_id)
         return None if key_hash is None else self.keys.get(key_hash)
 
+    def current(self, entry: KeyEntry) -> KeyEntry | None:
+        """The entry that now stands for `entry`'s key (itself, unless replaced or dropped):
+        a call ends on the entry it began with, without a lookup, in the usual case."""
+        return entry if entry.current else self.key_by_id(entry.id)
+
     def put_key(self, row: Any, pending: Pending | None = None) -> None:
         """Insert or replace a key from its database row (dropping it when inactive)."""
         old = self.key_by_id(row.id)
@@ -144,7 +150,9 @@ class Cache:
     def drop_key(self, key_id: uuid.UUID) -> None:
         old_hash = self._hash_by_id.pop(key_id, None)
         if old_hash is not None:
-            self.keys.pop(old_hash, None)
+            old = self.keys.pop(old_hash, None)
+            if old is not None:
+                old.current = False
 
     async def load_keys(self, conn: AsyncConnection, pending: Mapping[uuid.UUID, Pending]) -> None:
         result = await conn.execute(sa.select(user_keys).where(user_keys.c.is_active))
@@ -154,7 +162,9 @@ class Cache:
         for row in result:
             keys[row.key_hash] = _entry(row, pending.get(row.id), self.key_by_id(row.id), now)
             by_id[row.id] = row.key_hash
-        self.keys, self._hash_by_id = keys, by_id
+        previous, self.keys, self._hash_by_id = self.keys, keys, by_id
+        for old in previous.values():
+            old.current = False
 
     async def reload_key(
         self, conn: AsyncConnection, key_id: uuid.UUID, pending: Pending | None = None

@@ -32,7 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from llm_gateway.db.tables import user_keys, utcnow
-from llm_gateway.state.cache import Cache
+from llm_gateway.state.cache import Cache, KeyEntry
 
 log = logging.getLogger("llm_gateway.usage")
 
@@ -61,12 +61,20 @@ class UsageLedger:
         self.lock = asyncio.Lock()
         self.shared: SharedCounter | None = None  # the Redis counters, when configured
 
-    def add(self, key_id: uuid.UUID, weighted_tokens: int, cost: int = 0) -> None:
-        """Charge a finished call to the key, in the budget period it ends in."""
+    def add(
+        self,
+        key_id: uuid.UUID,
+        weighted_tokens: int,
+        cost: int = 0,
+        entry: KeyEntry | None = None,
+    ) -> None:
+        """Charge a finished call to the key, in the budget period it ends in (`entry`: the
+        key's cache entry as the call knew it, which spares a lookup)."""
         if weighted_tokens <= 0 and cost <= 0:
             return
         weighted_tokens, cost = max(0, weighted_tokens), max(0, cost)
-        entry = self._cache.key_by_id(key_id)
+        cache = self._cache
+        entry = cache.key_by_id(key_id) if entry is None else cache.current(entry)
         period = None
         if entry is not None:
             if entry.period is not None:
