@@ -14,7 +14,13 @@ import socket
 from typing import Any
 
 import orjson
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import (
+    HEADER_RE,
+    HEADER_VALUE_RE,
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
 
 from llm_gateway.settings import Config
 
@@ -66,6 +72,78 @@ class HeadTooLarge(Exception):
     pass
 
 
+_NAMES: dict[bytes, bytes] = {}  # response header names already checked, lowercased
+_FRAMING = frozenset((b"content-length", b"transfer-encoding", b"connection"))
+
+
+class QuickHeadCycle(RequestResponseCycle):
+    """uvicorn's request/response cycle, writing the response head with less work per header.
+
+    uvicorn checks every header name with a regular expression and lowercases it, per
+    response; a limited key's answer carries a dozen headers, nearly all with the same names
+    every time. Here a name is checked and lowercased once per process (then remembered), each
+    value is still checked, and the framing headers are handled as uvicorn handles them. Any
+    other case (an access log, a paused or closed connection) takes uvicorn's own path.
+    """
+
+    async def send(self, message: Any) -> None:
+        if (
+            message["type"] != "http.response.start"
+            or self.response_started
+            or self.disconnected
+            or self.flow.write_paused
+            or self.access_log
+        ):
+            await super().send(message)
+            return
+        self.response_started = True
+        self.waiting_for_100_continue = False
+        status = message["status"]
+        content = [STATUS_LINE[status]]
+        close_sent = False
+        bad_value = HEADER_VALUE_RE.search
+        for headers in (self.default_headers, message.get("headers", ())):
+            for name, value in headers:
+                lowered = _NAMES.get(name)
+                if lowered is None:
+                    if HEADER_RE.search(name):
+                        raise RuntimeError("Invalid HTTP header name.")
+                    lowered = name.lower()
+                    if len(_NAMES) < 1_000:
+                        _NAMES[name] = lowered
+                if bad_value(value):
+                    raise RuntimeError("Invalid HTTP header value.")
+                if lowered in _FRAMING:
+                    close_sent |= self._framing(lowered, value)
+                content += (lowered, b": ", value, b"\r\n")
+        if not self.keep_alive and not close_sent:
+            content.append(b"connection: close\r\n")
+        if (
+            self.chunked_encoding is None
+            and self.scope["method"] != "HEAD"
+            and status not in (204, 304)
+        ):
+            self.chunked_encoding = True
+            content.append(b"transfer-encoding: chunked\r\n")
+        content.append(b"\r\n")
+        self.transport.write(b"".join(content))
+
+    def _framing(self, name: bytes, value: bytes) -> bool:
+        """What uvicorn does for a framing header; True for `connection: close`."""
+        if name == b"content-length":
+            if self.chunked_encoding is None:
+                self.expected_content_length = int(value.decode())
+                self.chunked_encoding = False
+        elif name == b"transfer-encoding":
+            if value.lower() == b"chunked":
+                self.expected_content_length = 0
+                self.chunked_encoding = True
+        elif b"close" in [token.lower().strip() for token in value.split(b",")]:
+            self.keep_alive = False
+            return True
+        return False
+
+
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -74,6 +152,10 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         )
         self._head_bytes = 0
         self._head_too_large = False
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
+        cycle.__class__ = QuickHeadCycle  # the same object, with the quicker response head
+        super()._start_asgi_task(cycle, app)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
