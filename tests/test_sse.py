@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 
+from llm_gateway.proxy.record import CallRecord, estimate_tokens
 from llm_gateway.proxy.sse import UsageTap
+from llm_gateway.state.cache import KeyEntry
 
 
 def _event(payload: object, newline: bytes = b"\n") -> bytes:
@@ -107,3 +110,24 @@ def test_events_are_read_whole_whatever_the_chunking(size: int) -> None:
         "message_stop",
     ]
     assert found[1][1]["delta"] == {"text": "hi"}
+
+
+@pytest.mark.parametrize("events", [3, 5_000])  # under and well over the 64 KiB held uncounted
+def test_a_stream_cut_before_its_usage_is_charged_one_token_per_event_sent(events: int) -> None:
+    key = KeyEntry(uuid.uuid4(), "k", "hash", None, 0)
+    content = _event({"choices": [{"delta": {"content": "word"}}]})
+    cut = CallRecord("id", key, 0.0, "chat")
+    cut.request_body = b"x" * 400
+    for _ in range(events):
+        cut.chunk_sent(content, keep=False)
+    cut.stream_usage(None)
+    assert cut.completion_tokens == events
+    assert cut.prompt_tokens == estimate_tokens(400)
+    assert cut.uncounted is None  # nothing held once the stream is over
+
+    whole = CallRecord("id", key, 0.0, "chat")
+    for _ in range(events):
+        whole.chunk_sent(content, keep=False)
+    whole.stream_usage({"prompt_tokens": 9, "completion_tokens": 2})
+    assert (whole.prompt_tokens, whole.completion_tokens) == (9, 2)
+    assert whole.uncounted is None

@@ -98,6 +98,7 @@ async def _first_event(response: aiohttp.ClientResponse) -> bytes:
         if not chunk:
             raise aiohttp.ServerDisconnectedError("stream ended before its first event")
         buffer += chunk
-        end = max(buffer.rfind(b"\n\n"), buffer.rfind(b"\r\n\r\n"))
-        if end >= 0 and b"data:" in buffer[:end]:
+        # A `data:` line, and an event boundary after it (a boundary cannot start inside it).
+        data = buffer.find(b"data:")
+        if data >= 0 and (buffer.find(b"\n\n", data) >= 0 or buffer.find(b"\r\n\r\n", data) >= 0):
             return buffer

@@ -98,6 +98,8 @@ class UsageTap(_Framing):
 
 
 def _last_boundary(buffer: bytes) -> int:
+    if buffer.endswith(b"\n\n"):  # the usual piece: whole events with bare-LF lines
+        return len(buffer)
     lf = buffer.rfind(b"\n\n")
     crlf = buffer.rfind(b"\r\n\r\n")
     return max(lf + 2 if lf >= 0 else 0, crlf + 4 if crlf >= 0 else 0)
