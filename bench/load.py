@@ -192,6 +192,8 @@ class Row:
     lag: str | None = None
     errors: int = 0
     note: str | None = None  # why the row has no figures (skipped, or its first request failed)
+    # Throughput against the plain gateway from alternating windows (JSON, SSE), if measured.
+    paired: tuple[float, float | None] | None = None
 
 
 def measure(row: Row, target: Target, duration: float, ttfb_runs: int, raw: list[str]) -> Row:
@@ -231,3 +233,29 @@ def measure(row: Row, target: Target, duration: float, ttfb_runs: int, raw: list
     if proc:
         row.rss_mib = proc.peak_rss_mib()
     return row
+
+
+def paired_ratios(
+    target: Target, reference: Target, rounds: int, seconds: int, raw: list[str]
+) -> tuple[float, float | None]:
+    """Throughput of `target` as a ratio of `reference`'s (JSON, SSE), from `rounds` pairs of
+    wrk windows taken back to back, each pair in the other order from the last: the median
+    of the pairs' ratios. A machine whose speed drifts during a run moves both sides of a
+    pair alike, where two rows measured minutes apart can differ by 10-20 % on their own."""
+
+    def ratio(url: str, body: str, reference_url: str, reference_body: str) -> float:
+        values = []
+        for round_ in range(rounds):
+            own_first = round_ % 2 == 0
+            first = wrk(url, body, target.key, 64, seconds).rps if own_first else None
+            theirs = wrk(reference_url, reference_body, reference.key, 64, seconds).rps
+            own = first if first is not None else wrk(url, body, target.key, 64, seconds).rps
+            values.append(own / theirs if theirs else 0.0)
+        raw.append(f"paired with the plain gateway, {url}: {[round(v, 3) for v in values]}\n")
+        return statistics.median(values)
+
+    json_ratio = ratio(target.json_url, target.json_body, reference.json_url, reference.json_body)
+    sse_ratio = None
+    if target.sse_url and target.sse_body and reference.sse_url and reference.sse_body:
+        sse_ratio = ratio(target.sse_url, target.sse_body, reference.sse_url, reference.sse_body)
+    return json_ratio, sse_ratio

@@ -50,7 +50,11 @@ def _cells(row: Row, rows: dict[str, Row], with_lag: bool) -> list[str]:
     ]
     if with_lag:
         cells.append(row.lag or "")
-    return [*cells, _ratio(row, floor), _ratio(row, gateway)]
+    versus_gateway = _ratio(row, gateway)
+    if row.paired is not None:
+        json_ratio, sse_ratio = row.paired
+        versus_gateway = f"{json_ratio:.2f} / " + ("—" if sse_ratio is None else f"{sse_ratio:.2f}")
+    return [*cells, _ratio(row, floor), versus_gateway]
 
 
 def table(rows: list[Row]) -> str:
@@ -99,7 +103,9 @@ def report(
         f"- **vs floor**: throughput as a ratio of the Python floor (`{floor.name}`: raw ASGI on "
         "uvicorn + aiohttp, no features) measured in the same run on the same core; the "
         "embeddings rows are compared with the floor relaying the same embeddings answer. "
-        "**vs gateway**: a ratio of the plain gateway row.",
+        "**vs gateway**: a ratio of the plain gateway; for the rows served by the plain "
+        "gateway's own process, the median of 4 pairs of back-to-back windows (feature, plain; "
+        "then plain, feature; ...), which a machine drifting during the run cannot skew.",
         "- **overhead p50**: over the direct call to the mock (the embeddings rows: over the "
         "direct embeddings call). **JSON p99 @c64**: wrk's 99th percentile at 64 connections, "
         "and its ratio to the floor's. The gateway's feature rows run on the same process after "

@@ -12,7 +12,7 @@ from tests.servers import run_postgres, run_redis
 
 from bench.admin import Features, configure_features, configure_gateway
 from bench.bodies import chat_request, embeddings_request, responses_request
-from bench.load import Row, Target, measure
+from bench.load import Row, Target, measure, paired_ratios
 from bench.servers import (
     FLOOR_KEY,
     GATEWAY_CORE,
@@ -193,6 +193,7 @@ class Scenario:
     direct: str | None = "direct"  # the row its p50 overhead is measured against
     floor: str | None = "floor"  # the row its throughput is a ratio of
     gateway: str | None = None  # the plain gateway row, for the features' second ratio
+    paired: bool = False  # on the plain gateway's process: its ratio from alternating windows
 
     def references(self) -> list[str]:
         return [r for r in (self.direct, self.floor, self.gateway) if r and r != self.name]
@@ -219,7 +220,11 @@ SCENARIOS = [
     ),
     Scenario(GW, "llm-gateway (SQLite, 1 worker)", _gateway, gateway=GW),
     Scenario(
-        "three-deployments", "llm-gateway, 3 deployments (1/1/1)", _three_deployments, gateway=GW
+        "three-deployments",
+        "llm-gateway, 3 deployments (1/1/1)",
+        _three_deployments,
+        gateway=GW,
+        paired=True,
     ),
     Scenario(
         "embeddings",
@@ -228,10 +233,21 @@ SCENARIOS = [
         direct="direct-embeddings",
         floor="floor-embeddings",
         gateway=GW,
+        paired=True,
     ),
-    Scenario("responses-bridge", "llm-gateway, /v1/responses bridged to chat", _bridge, gateway=GW),
     Scenario(
-        "limited-key", "llm-gateway, key with rpm/tpm limits + daily budget", _limited, gateway=GW
+        "responses-bridge",
+        "llm-gateway, /v1/responses bridged to chat",
+        _bridge,
+        gateway=GW,
+        paired=True,
+    ),
+    Scenario(
+        "limited-key",
+        "llm-gateway, key with rpm/tpm limits + daily budget",
+        _limited,
+        gateway=GW,
+        paired=True,
     ),
     Scenario("production", "llm-gateway (PostgreSQL + Redis, 1 worker)", _production, gateway=GW),
 ]
@@ -257,6 +273,7 @@ def run(
     scenarios: list[Scenario], lab: Lab, duration: float, ttfb_runs: int, raw: list[str]
 ) -> list[Row]:
     rows = []
+    targets: dict[str, Target] = {}
     for scenario in scenarios:
         row = Row(scenario.name, scenario.label)
         print(f"{scenario.label} ...", flush=True)
@@ -265,5 +282,13 @@ def run(
             row.note = target
         else:
             measure(row, target, duration, ttfb_runs, raw)
+            targets[scenario.name] = target
+            reference = targets.get(scenario.gateway or "")
+            if scenario.paired and reference is not None and not row.note:
+                seconds = max(1, round(duration / 4))
+                row.paired = paired_ratios(target, reference, PAIRS, seconds, raw)
         rows.append(row)
     return rows
+
+
+PAIRS = 4  # alternating window pairs behind a feature row's ratio to the plain gateway
