@@ -182,7 +182,7 @@ def _script_calls(redis: Redis) -> int:
     return int(evalsha.get("calls", 0)) - int(evalsha.get("failed_calls", 0))
 
 
-def test_one_redis_call_per_request_even_near_the_end_of_a_budget(
+def test_one_redis_call_per_limited_request_even_near_the_end_of_a_budget_none_without(
     make_gateway: GatewayFactory, upstream: Upstream
 ) -> None:
     with run_redis() as redis:
@@ -203,6 +203,12 @@ def test_one_redis_call_per_request_even_near_the_end_of_a_budget(
             calls = _script_calls(redis) - before
             assert 3 <= calls <= 4
             assert gateway.runtime.shared_budget.asked == calls
+            # A key without rate limits, its budget far from its end: no script call at all.
+            plain = rig.key(token_budget=10**9)
+            before = _script_calls(redis)
+            for _ in range(3):
+                assert rig.post(plain, {"model": "gpt-4o", "messages": SAY}).status_code == 200
+            assert _script_calls(redis) == before
             rig.close()
 
 
