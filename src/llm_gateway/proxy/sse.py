@@ -47,13 +47,16 @@ class UsageTap(_Framing):
     def feed(self, data: bytes) -> bytes:
         """Take upstream bytes; return the bytes to send to the client now."""
         complete = self._complete(data)
-        if b'"usage"' not in complete:
+        found = complete.find(b'"usage"')  # the one full scan of the bytes
+        if found < 0:
             return complete  # nothing to read or remove: pass the bytes through as they are
-        return self._read_usage(complete)
+        return self._read_usage(complete, found)
 
-    def _read_usage(self, complete: bytes) -> bytes:
+    def _read_usage(self, complete: bytes, found: int) -> bytes:
+        """Read (and drop, if asked) the usage events of `complete`; `found` is where
+        `"usage"` first appears in it."""
         if b"\r" not in complete:
-            return self._read_usage_lf(complete)
+            return self._read_usage_lf(complete, found)
         pieces = _events(complete)
         kept: list[bytes] = []
         dropped = False
@@ -65,12 +68,11 @@ class UsageTap(_Framing):
             kept.append(event)
         return b"".join(kept) if dropped else complete
 
-    def _read_usage_lf(self, complete: bytes) -> bytes:
+    def _read_usage_lf(self, complete: bytes, found: int) -> bytes:
         """`_read_usage` for events ended by blank lines of bare LFs (the usual case): only the
         events that mention usage are cut out and read; the rest stays one piece of bytes."""
         kept: list[bytes] = []
         start = 0  # of what is not yet in `kept`
-        found = complete.find(b'"usage"')
         while found >= 0:
             boundary = complete.rfind(b"\n\n", 0, found)
             begin = boundary + 2 if boundary >= 0 else 0
