@@ -100,17 +100,27 @@ async def relay_stream(
     send = reply.send
     headers = _SSE_HEADERS + _response_headers(response, reply)[1:]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
+    content = response.content
+    last = b""  # the upstream's final piece, sent with the end of the body (one send less)
     try:
         out = relay.feed(streaming.head)
-        if out:
-            call.chunk_sent(out, keep)
-            await send({"type": "http.response.body", "body": out, "more_body": True})
-        async for chunk in response.content.iter_any():
-            out = relay.feed(chunk)
+        if content.at_eof():
+            last = out
+        else:
             if out:
                 call.chunk_sent(out, keep)
                 await send({"type": "http.response.body", "body": out, "more_body": True})
-        tail = relay.finish()
+            async for chunk in content.iter_any():
+                out = relay.feed(chunk)
+                if content.at_eof():  # everything has arrived: this piece is the last
+                    last = out
+                    break
+                if out:
+                    call.chunk_sent(out, keep)
+                    await send({"type": "http.response.body", "body": out, "more_body": True})
+        if last:
+            call.chunk_sent(last, keep)
+        tail = last + relay.finish()
     except (aiohttp.ClientError, TimeoutError) as exc:
         error = classify(exc)
         call.is_error = True
