@@ -143,18 +143,6 @@ class Gate:
         if admission.budget_room is False:
             raise QuotaExceeded(BUDGET_EXHAUSTED)
 
-    async def _police_shared(
-        self,
-        key: KeyEntry,
-        policy: KeyPolicy,
-        route: ModelRoute,
-        tokens: int,
-        now: float,
-        call: CallRecord,
-        reply: Reply,
-    ) -> None:
-        self._admitted(await self._take_shared(key, policy, route, tokens, now, call), call, reply)
-
     async def _reserve_shared(self, key: KeyEntry, cost: int, call: CallRecord) -> None:
         """Near the end of a token budget: hold `cost` in the budget shared with the other
         processes too (refused: the local reservation is given back)."""
@@ -168,7 +156,7 @@ class Gate:
         if member:
             call.shared_reservation = member
 
-    async def _take_shared(
+    async def _police_shared(
         self,
         key: KeyEntry,
         policy: KeyPolicy,
@@ -176,17 +164,19 @@ class Gate:
         tokens: int,
         now: float,
         call: CallRecord,
-    ) -> Admission:
+        reply: Reply,
+    ) -> None:
         """Rate limits in Redis; near the end of a token budget, the budget's shared
         reservation goes into the same script call, so the request makes one round trip."""
         rt = self.rt
         shared, budget = rt.shared_limits, rt.shared_budget
         assert shared is not None
-        if budget is None or key.token_budget is None or not shared.usable:
-            return await shared.take(key.id, policy, tokens, now)
-        cost = self._budget_cost(route, len(call.request_body or b""))
-        if not budget.near_end(key, cost):
-            return await shared.take(key.id, policy, tokens, now)
+        cost = None  # of the call, for a token budget whose shared reservation rides along
+        if budget is not None and key.token_budget is not None and shared.usable:
+            cost = self._budget_cost(route, len(call.request_body or b""))
+        if budget is None or cost is None or not budget.near_end(key, cost):
+            self._admitted(await shared.take(key.id, policy, tokens, now), call, reply)
+            return
         keys, args, member = budget.request(key, cost)
         admission = await shared.take(key.id, policy, tokens, now, (keys, args))
         call.budget_asked = True  # admit() does not ask again
@@ -194,7 +184,7 @@ class Gate:
             budget.asked += 1
             if budget.answered(admission.budget_room, member) is not None:
                 call.shared_reservation = member
-        return admission
+        self._admitted(admission, call, reply)
 
     def _budget_cost(self, route: ModelRoute, body_size: int) -> int:
         """What a call to `route` reserves of a token budget while in flight."""
