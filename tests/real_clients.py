@@ -109,6 +109,8 @@ def run_codex(
         codex_home.mkdir()
         (codex_home / "config.toml").write_text(codex_config(base_url, model))
         env = {**_base_env(root), "CODEX_HOME": str(codex_home), CODEX_KEY_VARIABLE: key}
+        daemon_dir = Path(f"/tmp/codex-daemon-{os.getuid()}")  # fixed: Codex ignores TMPDIR
+        existed = daemon_dir.exists()
         command = [
             str(CODEX),
             "exec",
@@ -122,7 +124,12 @@ def run_codex(
             str(work),
             prompt,
         ]
-        return _run(command, env, work, timeout)
+        try:
+            return _run(command, env, work, timeout)
+        finally:
+            if not existed:  # made by this run (empty once the CLI is gone): leave /tmp as it was
+                with contextlib.suppress(OSError):
+                    daemon_dir.rmdir()
 
 
 # ---- Claude Code ----------------------------------------------------------------------------
