@@ -147,6 +147,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime.session = create_session(Timeouts(config.connect_timeout, config.read_timeout))
         runtime.log_writer = LogWriter(engine)
         runtime.metrics = Metrics(lambda: read_state(runtime), lambda: read_cooldowns(store))
+        if runtime.metrics.multiprocess:
+            background(runtime.metrics.run_flusher(), "metrics-flusher")
         background(runtime.log_writer.run(), "request-log-writer")
         background(runtime.loop_lag.run(), "event-loop-lag")
         background(store.ledger.run_flusher(engine, config.usage_flush_seconds), "usage-flusher")
@@ -178,6 +180,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if runtime.metrics is not None:
+            runtime.metrics.flush()
         if runtime.store is not None:
             try:
                 await runtime.store.ledger.flush(engine)

@@ -1,7 +1,10 @@
 """Prometheus metrics.
 
-Counters and histograms are updated per call; gauges that mirror state (log queue, cache,
-dependency health) are read at scrape time. With several worker processes,
+Counters and histograms are tallied per call (an addition each, where a Prometheus update takes
+a lock and, for a histogram, walks its buckets in Python) and the tallies moved into the
+Prometheus objects before every scrape, and every second when several worker processes write
+their values for each other (`flush`). Gauges that mirror state (log queue, cache, dependency
+health) are read at scrape time. With several worker processes,
 `PROMETHEUS_MULTIPROC_DIR` is set by `serve --workers` and the exposition merges every process.
 
 Label values never come from what a client invents: a call is labelled with its model name only
@@ -11,8 +14,10 @@ when that name resolved to a configured model (a route); every other name counts
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
+from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -137,6 +142,8 @@ class Metrics:
             registry=registry,
         )
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+        self._counts: dict[Any, float] = {}  # counter (child) -> what to add at the next flush
+        self._tallies: dict[Any, list[float]] = {}  # histogram -> [sum, count per bucket...]
         self.recent_overhead = [0.0] * (_RECENT_MASK + 1)  # a ring of the last calls' overhead
         self._calls = 0
         self.state_gauges = _StateCollector(read_state)
@@ -165,32 +172,65 @@ class Metrics:
         if call.provider_id is None or not model:  # not resolved to a configured model
             model = UNKNOWN_MODEL
         provider = call.provider_name or ""
-        child = self._child
-        child(self.requests, model, provider, str(call.status_code)).inc()
-        child(self.latency, provider).observe(now - call.started)
+        child, add, observe = self._child, self._add, self._observe
+        add(child(self.requests, model, provider, str(call.status_code)), 1)
+        observe(child(self.latency, provider), now - call.started)
         if call.first_byte_at is not None:
-            child(self.ttfb, provider).observe(call.first_byte_at - call.started)
+            observe(child(self.ttfb, provider), call.first_byte_at - call.started)
         overhead = call.gateway_seconds(now)
-        self.overhead.observe(overhead)
+        observe(self.overhead, overhead)
         self.recent_overhead[self._calls & _RECENT_MASK] = overhead
         self._calls += 1
         if call.prompt_tokens:
-            child(self.tokens, model, "prompt").inc(call.prompt_tokens)
+            add(child(self.tokens, model, "prompt"), call.prompt_tokens)
         if call.completion_tokens:
-            child(self.tokens, model, "completion").inc(call.completion_tokens)
+            add(child(self.tokens, model, "completion"), call.completion_tokens)
         if call.weighted_tokens:
-            child(self.tokens, model, "weighted").inc(call.weighted_tokens)
+            add(child(self.tokens, model, "weighted"), call.weighted_tokens)
         if call.cost_nanousd:
-            child(self.cost, model).inc(call.cost_nanousd / NANO_PER_USD)
+            add(child(self.cost, model), call.cost_nanousd / NANO_PER_USD)
         if call.upstream_error_kind is not None:
-            child(self.upstream_errors, call.upstream_error_kind).inc()
+            add(child(self.upstream_errors, call.upstream_error_kind), 1)
 
     def observe_attempt(self, provider: str, failure_reason: str | None) -> None:
         if failure_reason is None:
-            self._child(self.attempts, provider, "answered").inc()
+            self._add(self._child(self.attempts, provider, "answered"), 1)
         else:
-            self._child(self.attempts, provider, "failed").inc()
-            self._child(self.failovers, provider, failure_reason).inc()
+            self._add(self._child(self.attempts, provider, "failed"), 1)
+            self._add(self._child(self.failovers, provider, failure_reason), 1)
+
+    def _add(self, counter: Any, amount: float) -> None:
+        counts = self._counts
+        counts[counter] = counts.get(counter, 0) + amount
+
+    def _observe(self, histogram: Any, value: float) -> None:
+        """What `histogram.observe(value)` does, as a tally: the bucket is the first whose
+        upper bound is at least `value` (`observe` walks them in order and stops there)."""
+        bounds = histogram._upper_bounds
+        tally = self._tallies.get(histogram)
+        if tally is None:
+            tally = self._tallies[histogram] = [0.0] * (len(bounds) + 1)
+        tally[0] += value
+        tally[1 + bisect_left(bounds, value)] += 1
+
+    def flush(self) -> None:
+        """Move the tallies into the Prometheus objects (their files, with several workers)."""
+        counts, self._counts = self._counts, {}
+        for counter, amount in counts.items():
+            counter.inc(amount)
+        tallies, self._tallies = self._tallies, {}
+        for histogram, tally in tallies.items():
+            histogram._sum.inc(tally[0])
+            for bucket, count in zip(histogram._buckets, tally[1:], strict=True):
+                if count:
+                    bucket.inc(count)
+
+    async def run_flusher(self, interval: float = 1.0) -> None:
+        """With several workers: a scrape reaches one of them and reads every worker's values
+        from their files, so each one writes its tallies there every `interval` seconds."""
+        while True:
+            await asyncio.sleep(interval)
+            self.flush()
 
     def overhead_p99(self) -> float:
         """The 99th percentile of the gateway's own time over the last calls (at most 2,048)."""
@@ -198,6 +238,7 @@ class Metrics:
         return recent[int(len(recent) * 0.99)] if recent else 0.0
 
     def render(self) -> tuple[bytes, str]:
+        self.flush()
         output = generate_latest(self.registry)
         if self.multiprocess:
             # State gauges describe this process only; add them unmerged, labelled by pid.
