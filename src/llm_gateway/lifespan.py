@@ -180,8 +180,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        if runtime.metrics is not None:
-            runtime.metrics.flush()
         if runtime.store is not None:
             try:
                 await runtime.store.ledger.flush(engine)
@@ -189,6 +187,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 log.error("usage could not be flushed at shutdown: %s", type(exc).__name__)
         if runtime.log_writer is not None:
             await runtime.log_writer.close()
+        if runtime.metrics is not None:  # last: data first, and nothing after it to skip
+            runtime.metrics.flush()
         if runtime.session is not None:
             await runtime.session.close()
         await engine.dispose()
