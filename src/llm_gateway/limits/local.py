@@ -263,12 +263,6 @@ class LocalLimiter:
         if counts is not None and delta:
             counts.correct(admission.index, delta)
 
-    def correct(self, key_id: uuid.UUID, index: int, delta: int) -> None:
-        """Add `delta` to the tokens counted in window `index` (when it still counts)."""
-        counts = self._counts.get(key_id.int)
-        if counts is not None and delta:
-            counts.correct(index, delta)
-
     def _forget_idle(self, index: int) -> None:
         idle = [key for key, counts in self._counts.items() if counts.index < index - 1]
         for key in idle:

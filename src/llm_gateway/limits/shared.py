@@ -206,13 +206,12 @@ class SharedLimiter:
         return self.local.peek(key_id, policy, now, self.processes)
 
     def settle(self, admission: Admission, key_id: uuid.UUID, used_tokens: int) -> None:
-        delta = used_tokens - admission.tokens
-        if not delta:
+        if not admission.shared:  # decided by this process's share while Redis was away
+            self.local.settle(admission, key_id, used_tokens)
             return
-        if admission.shared:
+        delta = used_tokens - admission.tokens
+        if delta:
             self._settlements[(key_id, admission.index)] += delta
-        else:
-            self.local.correct(key_id, admission.index, delta)
 
     # background ------------------------------------------------------------------------------
     async def _send_settlements(self) -> None:
